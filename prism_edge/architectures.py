@@ -1,0 +1,205 @@
+"""Registry of named masked generator architectures.
+
+Every generator is built only from a handful of module types (masked linear / conv / transposed
+conv, Reshape, Norm, ReLU, Up2, ResBlock, Tanh) so the ONNX exporter can translate it one module at
+a time. Normalisation is per-sample group normalisation without trainable parameters: one image
+never depends on the others in its batch, so a device can generate one image at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .masked import MaskedConv2d, MaskedConvTranspose2d, MaskedLinear, layer_sizes, masked_layers
+from .seeded import check_seed
+
+RELU_GAIN = math.sqrt(2.0)
+
+
+class Reshape(nn.Module):
+    def __init__(self, *shape: int):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class Norm(nn.Module):
+    """Per-sample group normalisation, no affine parameters, eps 1e-5."""
+
+    def __init__(self, channels: int, groups: int):
+        super().__init__()
+        self.groups = math.gcd(channels, groups)
+        self.eps = 1e-5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, self.groups, eps=self.eps)
+
+
+class Up2(nn.Module):
+    """Nearest-neighbour 2x upsampling."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")
+
+
+class ResBlock(nn.Module):
+    """Pre-activation up-sampling residual block (SNGAN generator style)."""
+
+    def __init__(self, main: nn.Sequential, shortcut: nn.Sequential):
+        super().__init__()
+        self.main, self.shortcut = main, shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x) + self.shortcut(x)
+
+
+class Generator(nn.Module):
+    """z (N, nz) -> image (N, C, H, W) in [-1, 1]."""
+
+    def __init__(self, arch: str, config: ArchConfig, body: nn.Sequential,
+                 out_shape: tuple[int, int, int]):
+        super().__init__()
+        self.arch, self.config, self.body, self.out_shape = arch, config, body, out_shape
+        self.nz = config.nz
+        self.seed: int | None = None
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.body(z)
+
+    def regenerate(self, seed: int) -> Generator:
+        """Fill every frozen weight from ``seed`` (the seed contract)."""
+        self.seed = check_seed(seed)
+        for m in masked_layers(self):
+            m.regenerate(self.seed)
+        return self
+
+    @property
+    def num_masked(self) -> int:
+        return sum(layer_sizes(self))
+
+    def describe(self) -> dict[str, Any]:
+        """Name and hyper-parameters, recorded in every file the project writes."""
+        return {"name": self.arch, "config": asdict(self.config)}
+
+
+@dataclass
+class ArchConfig:
+    nz: int = 64
+    ngf: int = 64
+    channels: int = 1
+    size: int = 28
+    norm_groups: int = 8
+    extra: dict = field(default_factory=dict)
+
+
+class _Counter:
+    def __init__(self):
+        self.i = -1
+
+    def __call__(self) -> int:
+        self.i += 1
+        return self.i
+
+
+def _dcgan(cfg: ArchConfig, base: int) -> tuple[nn.Sequential, tuple[int, int, int]]:
+    """Linear -> (2 or 3) stride-2 transposed convs -> 3x3 conv -> tanh."""
+    n = _Counter()
+    ups = {7: 2, 4: 3}[base]
+    c0 = cfg.ngf * (2 ** (ups - 1))
+    g = cfg.norm_groups
+    layers: list[nn.Module] = [MaskedLinear(n(), cfg.nz, c0 * base * base, RELU_GAIN),
+                               Reshape(c0, base, base), Norm(c0, g), nn.ReLU()]
+    c = c0
+    for i in range(ups):
+        cout = max(cfg.ngf, c // 2) if i < ups - 1 else cfg.ngf
+        layers += [MaskedConvTranspose2d(n(), c, cout, 4, 2, 1, RELU_GAIN), Norm(cout, g),
+                   nn.ReLU()]
+        c = cout
+    layers += [MaskedConv2d(n(), c, cfg.channels, 3, 1, 1, 1.0), nn.Tanh()]
+    return nn.Sequential(*layers), (cfg.channels, cfg.size, cfg.size)
+
+
+def _resnet(cfg: ArchConfig) -> tuple[nn.Sequential, tuple[int, int, int]]:
+    """The PRISM paper's 32x32 ResNet generator: 4x4x(8 ngf) -> three up-blocks -> 3x3 conv."""
+    n = _Counter()
+    g = cfg.norm_groups
+    chans = [cfg.ngf * 8, cfg.ngf * 4, cfg.ngf * 2, cfg.ngf]
+    layers: list[nn.Module] = [MaskedLinear(n(), cfg.nz, chans[0] * 16, RELU_GAIN),
+                               Reshape(chans[0], 4, 4)]
+    for cin, cout in zip(chans[:-1], chans[1:]):
+        main = nn.Sequential(Norm(cin, g), nn.ReLU(), Up2(),
+                             MaskedConv2d(n(), cin, cout, 3, 1, 1, RELU_GAIN),
+                             Norm(cout, g), nn.ReLU(),
+                             MaskedConv2d(n(), cout, cout, 3, 1, 1, RELU_GAIN))
+        shortcut = nn.Sequential(Up2(), MaskedConv2d(n(), cin, cout, 1, 1, 0, 1.0))
+        layers.append(ResBlock(main, shortcut))
+    layers += [Norm(chans[-1], g), nn.ReLU(), MaskedConv2d(n(), chans[-1], cfg.channels, 3, 1, 1, 1.0),
+               nn.Tanh()]
+    return nn.Sequential(*layers), (cfg.channels, cfg.size, cfg.size)
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    name: str
+    summary: str
+    defaults: dict
+    build: Callable[[ArchConfig], tuple[nn.Sequential, tuple[int, int, int]]]
+
+
+ARCHITECTURES: dict[str, ArchSpec] = {
+    "mnist-small": ArchSpec(
+        "mnist-small", "28x28 grayscale DCGAN-style generator sized for a 1 GB device",
+        {"nz": 64, "ngf": 64, "channels": 1, "size": 28}, lambda c: _dcgan(c, 7)),
+    "cifar-small": ArchSpec(
+        "cifar-small", "32x32 RGB DCGAN-style generator",
+        {"nz": 64, "ngf": 64, "channels": 3, "size": 32}, lambda c: _dcgan(c, 4)),
+    "paper-resnet": ArchSpec(
+        "paper-resnet", "the PRISM paper's 32x32 ResNet generator (nz 128, ngf 64)",
+        {"nz": 128, "ngf": 64, "channels": 3, "size": 32}, _resnet),
+}
+DEFAULT_ARCH = "mnist-small"
+
+
+class ArchitectureError(ValueError):
+    pass
+
+
+def make_config(name: str, overrides: dict | None = None) -> ArchConfig:
+    if name not in ARCHITECTURES:
+        raise ArchitectureError(
+            f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
+    values = dict(ARCHITECTURES[name].defaults)
+    known = {f.name for f in fields(ArchConfig)}
+    for key, value in (overrides or {}).items():
+        if key not in known:
+            raise ArchitectureError(f"architecture option {key!r} is not one of {sorted(known)}")
+        values[key] = value
+    return ArchConfig(**values)
+
+
+def build_generator(name: str, seed: int | None = None, overrides: dict | None = None) -> Generator:
+    """Build a named generator; with ``seed`` its frozen weights are filled from the contract."""
+    cfg = make_config(name, overrides)
+    body, out_shape = ARCHITECTURES[name].build(cfg)
+    gen = Generator(name, cfg, body, out_shape)
+    if seed is not None:
+        gen.regenerate(seed)
+    return gen
+
+
+def build_from_description(desc: dict, seed: int | None = None) -> Generator:
+    """Rebuild a generator from ``Generator.describe()`` output stored in a file."""
+    try:
+        name, config = desc["name"], dict(desc["config"])
+    except (KeyError, TypeError) as exc:
+        raise ArchitectureError(f"architecture record is malformed: {desc!r}") from exc
+    return build_generator(name, seed, config)

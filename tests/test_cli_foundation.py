@@ -1,0 +1,42 @@
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "prism_edge.cli", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def test_init_and_inspect(tmp_path):
+    out = tmp_path / "m.bits"
+    r = run("init", "--seed", "42", "-o", str(out), "--png", str(tmp_path / "m.png"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "m.png").stat().st_size > 100
+    r = run("inspect", str(out))
+    assert r.returncode == 0 and "mnist-small" in r.stdout and "598592" in r.stdout
+    assert "bits per weight: 1.00" in r.stdout
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "missing", "garbage"])
+def test_inspect_bad_file_one_line_no_traceback(tmp_path, damage):
+    out = tmp_path / "m.bits"
+    assert run("init", "-o", str(out)).returncode == 0
+    data = out.read_bytes()
+    if damage == "truncate":
+        out.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        out.write_bytes(data[:200] + bytes([data[200] ^ 4]) + data[201:])
+    elif damage == "missing":
+        out.unlink()
+    else:
+        out.write_bytes(b"hello world, not a mask at all")
+    r = run("inspect", str(out))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1 and r.stderr.startswith("error:")
+
+
+def test_init_unwritable_path_leaves_nothing(tmp_path):
+    r = run("init", "-o", str(tmp_path / "nope" / "m.bits"))
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr

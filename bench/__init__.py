@@ -1,0 +1,1 @@
+"""Benchmarks. Each module prints a table and writes bench/results/<name>.md."""

@@ -1,0 +1,69 @@
+"""Writing a benchmark table with machine, date, versions and command."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import resource
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, {platform.system()} {platform.machine()}"
+
+
+def versions() -> str:
+    import numpy
+    import torch
+
+    parts = [f"python {platform.python_version()}", f"torch {torch.__version__}",
+             f"numpy {numpy.__version__}"]
+    try:
+        import onnxruntime
+
+        parts.append(f"onnxruntime {onnxruntime.__version__}")
+    except ImportError:
+        pass
+    return ", ".join(parts)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write(name: str, title: str, body: str, notes: str = "") -> Path:
+    """Print ``body`` and write it with provenance to bench/results/<name>.md."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    head = (f"# {title}\n\n- machine: {machine()}\n- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}\n"
+            f"- versions: {versions()}\n- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`\n")
+    text = head + "\n" + body + "\n" + (f"\n{notes}\n" if notes else "")
+    path = RESULTS / f"{name}.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    print(body)
+    return path

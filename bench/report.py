@@ -58,7 +58,8 @@ def table(headers: list[str], rows: list[list]) -> str:
 def write(name: str, title: str, body: str, notes: str = "") -> Path:
     """Print ``body`` and write it with provenance to bench/results/<name>.md."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    head = (f"# {title}\n\n- machine: {machine()}\n- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}\n"
+    now = dt.datetime.now(dt.timezone.utc)
+    head = (f"# {title}\n\n- machine: {machine()}\n- date: {now:%Y-%m-%d %H:%M UTC}\n"
             f"- versions: {versions()}\n- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`\n")
     text = head + "\n" + body + "\n" + (f"\n{notes}\n" if notes else "")
     path = RESULTS / f"{name}.md"

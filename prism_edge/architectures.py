@@ -111,20 +111,18 @@ class _Counter:
 
 
 def _dcgan(cfg: ArchConfig, base: int) -> tuple[nn.Sequential, tuple[int, int, int]]:
-    """Linear -> (2 or 3) stride-2 transposed convs -> 3x3 conv -> tanh."""
+    """Linear -> stride-2 transposed convs halving the channels -> last one to image channels."""
     n = _Counter()
     ups = {7: 2, 4: 3}[base]
-    c0 = cfg.ngf * (2 ** (ups - 1))
+    c = cfg.ngf * (2 ** (ups - 1))
     g = cfg.norm_groups
-    layers: list[nn.Module] = [MaskedLinear(n(), cfg.nz, c0 * base * base, RELU_GAIN),
-                               Reshape(c0, base, base), Norm(c0, g), nn.ReLU()]
-    c = c0
-    for i in range(ups):
-        cout = max(cfg.ngf, c // 2) if i < ups - 1 else cfg.ngf
-        layers += [MaskedConvTranspose2d(n(), c, cout, 4, 2, 1, RELU_GAIN), Norm(cout, g),
+    layers: list[nn.Module] = [MaskedLinear(n(), cfg.nz, c * base * base, RELU_GAIN),
+                               Reshape(c, base, base), Norm(c, g), nn.ReLU()]
+    for _ in range(ups - 1):
+        layers += [MaskedConvTranspose2d(n(), c, c // 2, 4, 2, 1, RELU_GAIN), Norm(c // 2, g),
                    nn.ReLU()]
-        c = cout
-    layers += [MaskedConv2d(n(), c, cfg.channels, 3, 1, 1, 1.0), nn.Tanh()]
+        c //= 2
+    layers += [MaskedConvTranspose2d(n(), c, cfg.channels, 4, 2, 1, 1.0), nn.Tanh()]
     return nn.Sequential(*layers), (cfg.channels, cfg.size, cfg.size)
 
 

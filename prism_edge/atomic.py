@@ -28,7 +28,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp_path, target)
+        try:
+            os.replace(tmp_path, target)
+        except OSError as exc:
+            raise PrismError(f"cannot write {target}: {exc.strerror}; choose another path") from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -105,5 +105,169 @@ def inspect_cmd(file: str, as_json: bool) -> None:
             click.echo(f"{key}: {value}")
 
 
+
+@main.command("train")
+@click.option("--dataset", default="mnist", show_default=True,
+              help="mnist, fashion-mnist, or a folder of images.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder with the dataset files (default: $PRISM_EDGE_DATA, else download).")
+@click.option("--clients", type=click.IntRange(1), default=10, show_default=True,
+              help="Number of simulated clients.")
+@click.option("--rounds", type=click.IntRange(1), default=20, show_default=True,
+              help="Federated rounds.")
+@click.option("--local-steps", type=click.IntRange(1), default=100, show_default=True,
+              help="Adam steps on the scores per client per round.")
+@click.option("--batch", type=click.IntRange(2), default=64, show_default=True,
+              help="Generated images per local step.")
+@click.option("--lr", type=float, default=0.1, show_default=True, help="Adam learning rate.")
+@click.option("--split", default="shards:4", show_default=True,
+              help="iid | shards:K (K label-sorted shards per client) | dirichlet:ALPHA.")
+@click.option("--arch", default="mnist-small", show_default=True,
+              help="Architecture (see `prism-edge archs`).")
+@click.option("--seed", type=int, default=42, show_default=True, help=SEED_HELP)
+@click.option("--features", default="rff", show_default=True,
+              help="Feature map of the MMD loss: rff | randconv | rff+randconv | encoder:PATH.")
+@click.option("--n-features", type=click.IntRange(16), default=8192, show_default=True,
+              help="Feature dimension D of the loss.")
+@click.option("--estimator", type=click.Choice(["ste", "paper"]), default="ste",
+              show_default=True, help="Gradient estimator of the Bernoulli mask sample.")
+@click.option("--mmd", type=click.Choice(["unbiased", "biased"]), default="unbiased",
+              show_default=True, help="MMD estimator (biased = DP-MERF's ||mean - mu||^2).")
+@click.option("--no-mada", is_flag=True, help="Plain averaging instead of MADA smoothing.")
+@click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0,
+              show_default=True, help="Share of clients sampled each round.")
+@click.option("--min-clients", type=click.IntRange(1), default=1, show_default=True,
+              help="Fewer valid uploads than this keep the old global state.")
+@click.option("--downlink", type=click.Choice(["uint8", "fp32"]), default="uint8",
+              show_default=True, help="Encoding of the global probability sent to clients.")
+@click.option("--score-init", type=float, default=0.0, show_default=True,
+              help="Initial score of every weight (keep probability sigmoid(score)).")
+@click.option("--final", type=click.Choice(["threshold", "sample"]), default="threshold",
+              show_default=True, help="final.bits: threshold p > 0.5, or one sample of p.")
+@click.option("--mode", type=click.Choice(["mask", "dense"]), default="mask", show_default=True,
+              help="mask = PRISM; dense = FedAvg of fp32 weights (baseline).")
+@click.option("--sample-every", type=click.IntRange(0), default=5, show_default=True,
+              help="Write a sample grid every N rounds (0: only at the end).")
+@click.option("--dp-epsilon", type=click.FloatRange(0, min_open=True), default=None,
+              help="Differential privacy: epsilon per client example (default: no DP).")
+@click.option("--dp-delta", type=click.FloatRange(0, 1, min_open=True), default=1e-5,
+              show_default=True, help="Differential privacy delta.")
+@click.option("--dp-clip", type=click.FloatRange(0, min_open=True), default=1.0,
+              show_default=True, help="L2 clipping bound of each example's feature vector.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="torch CPU threads (default: all cores).")
+@click.option("-o", "--out", type=click.Path(file_okay=False), default="runs/train",
+              show_default=True, help="Output directory.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+def train_cmd(**o) -> None:
+    """Federated PRISM training (in-process simulation of all clients)."""
+    import torch
+
+    from .config import ClientConfig, RunConfig, ServerConfig
+    from .train import run
+
+    if o["threads"]:
+        torch.set_num_threads(o["threads"])
+    cfg = RunConfig(
+        dataset=o["dataset"], data_dir=o["data_dir"], arch=o["arch"], seed=o["seed"],
+        clients=o["clients"], rounds=o["rounds"], split=o["split"], final=o["final"],
+        sample_every=o["sample_every"], mode=o["mode"], dp_epsilon=o["dp_epsilon"],
+        dp_delta=o["dp_delta"], dp_clip=o["dp_clip"],
+        client=ClientConfig(local_steps=o["local_steps"], batch=o["batch"], lr=o["lr"],
+                            estimator=o["estimator"], mmd=o["mmd"], features=o["features"],
+                            n_features=o["n_features"]),
+        server=ServerConfig(mada=not o["no_mada"], fraction=o["fraction"],
+                            min_clients=o["min_clients"], downlink=o["downlink"],
+                            score_init=o["score_init"]))
+    summary = run(cfg, o["out"], resume=o["resume"])
+    click.echo(f"done in {summary['minutes']} min: {o['out']}/final.bits "
+               f"({summary['privacy']})")
+
+
+@main.command("evaluate")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--seed", type=int, default=None, help=SEED_HELP + " Needed for a .bits mask.")
+@click.option("--dataset", default="mnist", show_default=True,
+              help="Reference dataset: mnist, fashion-mnist or an image folder.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder with the dataset files (default: $PRISM_EDGE_DATA, else download).")
+@click.option("-n", "--num-samples", type=click.IntRange(100), default=10000, show_default=True,
+              help="Generated samples to score (images).")
+@click.option("--latent-seed", type=int, default=0, show_default=True,
+              help="Seed of the latent draws.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="Write the metrics as JSON here (default: MODEL.eval.json).")
+@click.option("--png", type=click.Path(dir_okay=False), default=None,
+              help="Write a grid of 100 samples here (default: MODEL.eval.png).")
+def evaluate_cmd(model, seed, dataset, data_dir, num_samples, latent_seed, json_out, png) -> None:
+    """Score a generator (.onnx, or .bits + --seed) with FID-LeNet, PRDC and class balance."""
+    from .data import load_dataset
+    from .evaluation.evaluate import Reference, format_table, sample, write_report
+    from .images import save_grid
+    from .samplers import open_sampler
+
+    sampler, nz, meta = open_sampler(model, seed)
+    train = load_dataset(dataset, "train", data_dir)
+    test = load_dataset(dataset, "test", data_dir)
+    ref = Reference(train, test, min(num_samples, len(test)))
+    images = sample(sampler, nz, num_samples, latent_seed)
+    result = ref.score(images)
+    result.update({"model": str(model), "dataset": dataset, "meta": meta})
+    click.echo(format_table(result))
+    json_out = json_out or f"{model}.eval.json"
+    png = png or f"{model}.eval.png"
+    write_report(result, json_out)
+    save_grid(images[:100], png, nrow=10)
+    click.echo(f"wrote {json_out} and {png}")
+
+
+@main.command("export")
+@click.option("--mask", "mask_path", required=True, type=click.Path(dir_okay=False),
+              help="The trained .bits mask (e.g. runs/train/final.bits).")
+@click.option("--seed", type=int, required=True, help=SEED_HELP)
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default="generator.onnx",
+              show_default=True, help="Output ONNX file.")
+@click.option("--uint8", "uint8_output", is_flag=True,
+              help="Output uint8 pixels (0..255) instead of floats in [-1, 1].")
+@click.option("--dense", is_flag=True,
+              help="Store plain fp32 weights (about 32x larger; for comparison only).")
+def export_cmd(mask_path, seed, out, uint8_output, dense) -> None:
+    """Pack a seed and a 1-bit mask into a compact ONNX generator."""
+    from exporters.onnx_export import export
+
+    info = export(mask_path, seed, out, uint8_output, dense)
+    click.echo(f"wrote {out}: {info['bytes']:,} bytes for {info['masked_weights']:,} masked "
+               f"weights ({info['bits_per_weight']:.3f} bits/weight, opset {info['opset']})")
+
+
+@main.command("generate")
+@click.option("--model", required=True, type=click.Path(dir_okay=False),
+              help="An exported .onnx generator (or a .bits mask with --mask-seed).")
+@click.option("-n", "--num", type=click.IntRange(1), default=64, show_default=True,
+              help="Number of images.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the latent draws (same seed, same images).")
+@click.option("--mask-seed", type=int, default=None,
+              help="For a .bits model only: the weight seed used in training (runs torch).")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="onnxruntime intra-op threads (default: all cores).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default="samples.png",
+              show_default=True, help="Output: .png grid or .npy array.")
+def generate_cmd(model, num, seed, mask_seed, threads, out) -> None:
+    """Generate images: onnxruntime + numpy for .onnx (the device path), torch for .bits."""
+    from .images import save_samples
+
+    if str(model).endswith(".onnx"):
+        from device_client.generate import generate_to_file
+
+        generate_to_file(model, num, seed, out, threads)
+    else:
+        from .evaluation.evaluate import sample
+        from .samplers import open_sampler
+
+        sampler, nz, _ = open_sampler(model, mask_seed)
+        save_samples(sample(sampler, nz, num, seed, progress=False), out)
+    click.echo(f"wrote {out}")
+
 if __name__ == "__main__":
     main()

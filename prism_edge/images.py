@@ -1,4 +1,4 @@
-"""Image grids as PNG (Pillow) and .npy output for generated samples."""
+"""Image grids as PNG and .npy output for generated samples (numpy only: devices use it)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
+from .png import encode_png
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -31,14 +32,11 @@ def grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.ndarra
 
 def save_grid(images: np.ndarray, path: str | Path, nrow: int | None = None, scale: int = 2) -> None:
     """Write a PNG grid atomically, upscaled ``scale`` times (nearest) so digits are visible."""
-    from PIL import Image
-
     g = grid(images, nrow)
-    img = Image.fromarray(g[..., 0] if g.shape[2] == 1 else g)
     if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+        g = g.repeat(scale, axis=0).repeat(scale, axis=1)
     with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
+        tmp.write_bytes(encode_png(g))
 
 
 def save_samples(images: np.ndarray, path: str | Path) -> None:

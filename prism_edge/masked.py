@@ -51,7 +51,8 @@ class MaskedLayer(nn.Module):
     """Base class: holds the frozen weight (regenerated from the seed), scores and a fixed mask.
 
     Modes: ``sample`` draws a fresh mask each forward (training); ``fixed`` applies the stored
-    binary mask (inference and evaluation); ``expected`` uses p * w (no sampling).
+    binary mask (inference and evaluation); ``expected`` uses p * w (no sampling); ``dense`` uses
+    the scores tensor as the weight itself (the dense FedAvg baseline only).
     """
 
     kind = "base"
@@ -79,6 +80,8 @@ class MaskedLayer(nn.Module):
             return self.frozen * sample_mask(self.scores, self.estimator)
         if self.mode == "expected":
             return self.frozen * torch.sigmoid(self.scores)
+        if self.mode == "dense":
+            return self.scores
         return self.frozen * self.mask
 
 
@@ -133,7 +136,7 @@ def layer_sizes(model: nn.Module) -> list[int]:
 
 
 def set_mode(model: nn.Module, mode: str, estimator: str | None = None) -> None:
-    if mode not in ("sample", "fixed", "expected"):
+    if mode not in ("sample", "fixed", "expected", "dense"):
         raise ValueError(f"unknown mode {mode!r}")
     for m in masked_layers(model):
         m.mode = mode

@@ -1,0 +1,78 @@
+"""The client update: one function, used by the simulation, the Flower ClientApp and the device.
+
+Starts from the global scores, runs L Adam steps on the scores with the MMD loss against the
+client's fixed data statistics, then samples a binary mask from sigmoid(scores) and returns it
+packed, 1 bit per weight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .architectures import Generator
+from .config import ClientConfig
+from .features import FeatureMap
+from .masked import get_flat_scores, masked_layers, set_flat_scores, set_mode
+from .stats import DataStats, mmd_loss
+
+
+@dataclass
+class ClientResult:
+    packed: np.ndarray  # uint8, ceil(N / 8) bytes: the mask, np.packbits order
+    nbytes: int
+    loss_first: float
+    loss_last: float
+    ones: float  # fraction of ones in the mask
+    opt_state: dict
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (run seed, round, client); stable across platforms."""
+    h = hashlib.sha256(",".join(str(int(p)) for p in parts).encode()).digest()
+    return int.from_bytes(h[:8], "big") >> 1
+
+
+def client_update(gen: Generator, fm: FeatureMap, stats: DataStats, global_scores: torch.Tensor,
+                  cfg: ClientConfig, opt_state: dict | None, seed: int,
+                  progress=None) -> ClientResult:
+    """Train the scores locally and return a packed mask sample plus the new optimiser state.
+
+    ``seed`` fixes every random draw (latents, mask samples) so a run can be resumed exactly.
+    ``progress`` is an optional callable(step, loss) for progress bars and logs.
+    """
+    torch.manual_seed(seed)
+    set_flat_scores(gen, global_scores)
+    set_mode(gen, "sample", cfg.estimator)
+    losses, state = local_train(gen, fm, stats, cfg, cfg.lr, opt_state, progress)
+    set_mode(gen, "fixed")
+    with torch.no_grad():
+        p = torch.sigmoid(get_flat_scores(gen))
+        mask = torch.bernoulli(p).to(torch.uint8).numpy()
+    packed = np.packbits(mask)
+    return ClientResult(packed, int(packed.nbytes), losses[0] if losses else float("nan"),
+                        losses[-1] if losses else float("nan"), float(mask.mean()),
+                        state)
+
+
+def local_train(gen: Generator, fm: FeatureMap, stats: DataStats, cfg: ClientConfig, lr: float,
+                opt_state: dict | None, progress=None) -> tuple[list[float], dict]:
+    """L Adam steps on the model's scores (or dense weights) against the fixed statistics."""
+    params = [m.scores for m in masked_layers(gen)]
+    opt = torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas))
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    losses = []
+    for step in range(cfg.local_steps):
+        z = torch.randn(cfg.batch, gen.nz)
+        loss = mmd_loss(fm(gen(z)), stats, cfg.mmd)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if progress is not None:
+            progress(step, losses[-1])
+    return losses, opt.state_dict()

@@ -1,0 +1,58 @@
+"""Run configuration as plain dataclasses (recorded in every run's config.json)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class ClientConfig:
+    local_steps: int = 100  # L: Adam steps on the scores per round
+    batch: int = 64  # generated images per step
+    lr: float = 0.1  # paper: 0.1
+    betas: tuple[float, float] = (0.5, 0.999)  # paper
+    estimator: str = "ste"  # gradient estimator of the Bernoulli sample
+    mmd: str = "unbiased"  # MMD estimator
+    features: str = "rff"  # feature map kind
+    n_features: int = 8192
+    feature_seed: int = 0
+
+
+@dataclass
+class ServerConfig:
+    mada: bool = True
+    fraction: float = 1.0  # share of clients sampled per round
+    min_clients: int = 1  # fewer valid uploads than this: the round keeps the old state
+    clip: float = 1e-3  # global probability kept in [clip, 1 - clip]
+    downlink: str = "uint8"  # how the global probability travels: uint8 | fp32
+    score_init: float = 0.0  # initial scores (p = sigmoid(score_init))
+
+
+@dataclass
+class RunConfig:
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    arch: str = "mnist-small"
+    seed: int = 42
+    clients: int = 10
+    rounds: int = 20
+    split: str = "shards:4"
+    final: str = "threshold"  # final.bits = threshold (p > 0.5) | sample of the final probability
+    sample_every: int = 5
+    mode: str = "mask"  # mask (PRISM) | dense (FedAvg baseline)
+    dp_epsilon: float | None = None
+    dp_delta: float = 1e-5
+    dp_clip: float = 1.0
+    client: ClientConfig = field(default_factory=ClientConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        d = dict(d)
+        client = ClientConfig(**{**d.pop("client", {})})
+        client.betas = tuple(client.betas)  # type: ignore[assignment]
+        server = ServerConfig(**d.pop("server", {}))
+        return cls(**d, client=client, server=server)

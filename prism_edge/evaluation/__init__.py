@@ -1,0 +1,1 @@
+"""Evaluation with a classifier prism-edge trains itself: FID-LeNet, PRDC, class balance."""

@@ -1,0 +1,109 @@
+"""Feature maps for the MMD / feature-matching loss. All are regenerated from a seed; nothing is
+downloaded. Each maps images (B, C, H, W) in [-1, 1] to features (B, D).
+
+* ``rff``: random Fourier features of the pixels, an explicit Gaussian-kernel MMD (as DP-MERF).
+* ``randconv``: a seeded random conv network (3 stages), its activations average-pooled to a
+  4x4 grid, then random Fourier features on top: a Gaussian kernel on random conv features.
+* ``rff+randconv``: both, concatenated (each half of the features).
+* ``encoder:PATH``: a user-supplied TorchScript encoder (its output is the feature vector).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import PrismError
+
+FEATURE_KINDS = ("rff", "randconv", "rff+randconv")
+
+
+def _gaussian(rng: np.random.Generator, *shape: int) -> torch.Tensor:
+    # numpy's PCG64 stream, not torch's RNG: the features are the same on every client.
+    return torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
+
+
+class RFF(nn.Module):
+    """phi(v) = sqrt(2/D) cos(v W / sigma + b) for v of dimension ``dim``; sigma per feature is
+    drawn from ``bandwidths`` (a multi-bandwidth Gaussian kernel), relative to sqrt(dim)."""
+
+    def __init__(self, dim: int, n_features: int, seed: int, bandwidths=(0.5, 1.0, 2.0)):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        sig = np.resize(np.asarray(bandwidths, np.float32), n_features) * math.sqrt(dim) * 0.5
+        self.register_buffer("w", _gaussian(rng, dim, n_features) / torch.from_numpy(sig))
+        self.register_buffer("b", torch.from_numpy(
+            rng.uniform(0, 2 * math.pi, n_features).astype(np.float32)))
+        self.scale = math.sqrt(2.0 / n_features)
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return self.scale * torch.cos(v.flatten(1) @ self.w + self.b)
+
+
+class RandConv(nn.Module):
+    """Three random conv stages (ReLU, 2x average pooling); activations pooled to 4x4 and
+    standardised by a fixed per-channel scale so every stage weighs alike."""
+
+    def __init__(self, channels: int, seed: int, widths=(32, 64, 128)):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.weights = nn.ParameterList()
+        cin = channels
+        for w in widths:
+            self.weights.append(nn.Parameter(_gaussian(rng, w, cin, 3, 3) / math.sqrt(cin * 9),
+                                             requires_grad=False))
+            cin = w
+        self.out_dim = sum(widths) * 16
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = []
+        for i, w in enumerate(self.weights):
+            x = F.relu(F.conv2d(x, w, padding=1))
+            pooled = F.adaptive_avg_pool2d(x, 4)
+            feats.append(pooled.flatten(1) / math.sqrt(pooled[0].numel()))
+            if i < len(self.weights) - 1:
+                x = F.avg_pool2d(x, 2)
+        return torch.cat(feats, 1)
+
+
+class FeatureMap(nn.Module):
+    def __init__(self, kind: str, shape: tuple[int, int, int], seed: int, n_features: int):
+        super().__init__()
+        self.kind = kind
+        c, h, w = shape
+        self.parts = nn.ModuleList()
+        if kind.startswith("encoder:"):
+            path = kind.split(":", 1)[1]
+            try:
+                self.parts.append(torch.jit.load(path, map_location="cpu"))
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise PrismError(f"cannot load encoder {path} ({exc}); pass a TorchScript file"
+                                 ) from None
+            return
+        if kind not in FEATURE_KINDS:
+            raise PrismError(f"unknown feature map {kind!r}; choose one of {FEATURE_KINDS} "
+                             "or encoder:PATH")
+        names = kind.split("+")
+        per = n_features // len(names)
+        for j, name in enumerate(names):
+            if name == "rff":
+                self.parts.append(RFF(c * h * w, per, seed * 7919 + j))
+            else:
+                conv = RandConv(c, seed * 7919 + 100 + j)
+                self.parts.append(nn.Sequential(conv, RFF(conv.out_dim, per, seed * 7919 + 200 + j,
+                                                          bandwidths=(0.25, 0.5, 1.0))))
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [part(x) for part in self.parts]
+        return torch.cat(outs, 1) / math.sqrt(len(outs))
+
+
+def make_feature_map(kind: str, shape: tuple[int, int, int], seed: int = 0,
+                     n_features: int = 8192) -> FeatureMap:
+    return FeatureMap(kind, shape, seed, n_features).eval()

@@ -1,0 +1,126 @@
+"""Server aggregation, one module for the simulation and the Flower ServerApp.
+
+Unpacks and averages client masks into a global probability (clipped away from 0 and 1), turns it
+into scores and applies MADA: lambda = normalised Hamming distance between masks sampled from the
+old and the new global probability, s <- lambda * s_new + (1 - lambda) * s_old.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import ServerConfig
+
+log = logging.getLogger("prism_edge.server")
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p) - np.log1p(-p)
+
+
+def sigmoid(s: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-s))
+
+
+class UploadError(ValueError):
+    """A client upload that cannot be a packed mask of this model."""
+
+
+def validate_upload(upload, n_weights: int) -> np.ndarray:
+    """Return the upload as a uint8 array of ceil(N/8) bytes with zero padding, or raise."""
+    if not isinstance(upload, np.ndarray):
+        raise UploadError(f"upload is a {type(upload).__name__}, expected a numpy uint8 array")
+    if upload.dtype != np.uint8:
+        raise UploadError(f"upload has dtype {upload.dtype}, expected uint8 (packed bits)")
+    want = (n_weights + 7) // 8
+    if upload.ndim != 1 or upload.size != want:
+        raise UploadError(f"upload has shape {upload.shape}, expected ({want},) for {n_weights} weights")
+    if n_weights % 8 and upload[-1] & ((1 << (8 - n_weights % 8)) - 1):
+        raise UploadError("upload has non-zero padding bits")
+    return upload
+
+
+def mada_lambda(p_old: np.ndarray, p_new: np.ndarray, rng: np.random.Generator) -> float:
+    """Normalised Hamming distance between masks sampled from the old and new probabilities."""
+    m_old = rng.random(p_old.shape, dtype=np.float32) < p_old
+    m_new = rng.random(p_new.shape, dtype=np.float32) < p_new
+    return float(np.count_nonzero(m_old != m_new)) / p_old.size
+
+
+def encode_downlink(p: np.ndarray, kind: str) -> np.ndarray:
+    """The global state as it travels to clients: 8-bit probabilities or fp32."""
+    if kind == "uint8":
+        return np.rint(p * 255).astype(np.uint8)
+    if kind == "fp32":
+        return p.astype(np.float32)
+    raise ValueError(f"unknown downlink encoding {kind!r}; use uint8 or fp32")
+
+
+def decode_downlink(data: np.ndarray, clip: float) -> np.ndarray:
+    """Global probability from the downlink array, clipped into [clip, 1 - clip]."""
+    p = data.astype(np.float32) / 255.0 if data.dtype == np.uint8 else data.astype(np.float32)
+    return np.clip(p, clip, 1 - clip)
+
+
+@dataclass
+class AggregateResult:
+    accepted: list[str]
+    rejected: dict[str, str]
+    lam: float
+    updated: bool
+
+
+@dataclass
+class ServerState:
+    """The global state: scores s (float64 for exact resume) and the round counter."""
+
+    scores: np.ndarray
+    round: int = 0
+    history: list = field(default_factory=list)
+
+    @property
+    def prob(self) -> np.ndarray:
+        return sigmoid(self.scores)
+
+
+def init_state(n_weights: int, cfg: ServerConfig) -> ServerState:
+    return ServerState(np.full(n_weights, cfg.score_init, np.float64))
+
+
+def aggregate(state: ServerState, uploads: dict[str, object], cfg: ServerConfig,
+              rng: np.random.Generator) -> AggregateResult:
+    """Fold one round's uploads (client id -> packed mask) into ``state`` in place."""
+    n = state.scores.size
+    accepted, rejected = [], {}
+    total = np.zeros(n, np.float32)
+    for cid, up in uploads.items():
+        try:
+            packed = validate_upload(up, n)
+        except UploadError as exc:
+            rejected[cid] = str(exc)
+            log.warning("rejected upload from client %s: %s", cid, exc)
+            continue
+        total += np.unpackbits(packed, count=n)
+        accepted.append(cid)
+    if len(accepted) < max(1, cfg.min_clients):
+        log.warning("round kept the old state: %d valid uploads < min_clients %d",
+                    len(accepted), cfg.min_clients)
+        return AggregateResult(accepted, rejected, 0.0, False)
+    p_old = state.prob
+    p_new = np.clip(total / len(accepted), cfg.clip, 1 - cfg.clip)
+    s_new = logit(p_new.astype(np.float64))
+    if cfg.mada:
+        lam = mada_lambda(p_old, p_new, rng)
+        state.scores = lam * s_new + (1 - lam) * state.scores
+    else:
+        lam = 1.0
+        state.scores = s_new
+    return AggregateResult(accepted, rejected, lam, True)
+
+
+def select_clients(n_clients: int, fraction: float, rng: np.random.Generator) -> list[int]:
+    k = max(1, int(round(fraction * n_clients)))
+    return sorted(rng.choice(n_clients, size=k, replace=False).tolist())

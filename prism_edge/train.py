@@ -144,10 +144,10 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
         for cid in chosen:
             seed = derive_seed(cfg.seed, rnd, cid)
 
-            def tick(step, loss, _c=cid):
-                steps.update(1)
+            def tick(step, loss, _c=cid, _bar=steps):
+                _bar.update(1)
                 if step % 10 == 0:
-                    steps.set_postfix(client=_c, loss=f"{loss:.4f}")
+                    _bar.set_postfix(client=_c, loss=f"{loss:.4f}")
 
             if cfg.mode == "dense":
                 torch.manual_seed(seed)

@@ -15,7 +15,7 @@ def test_init_and_inspect(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "m.png").stat().st_size > 100
     r = run("inspect", str(out))
-    assert r.returncode == 0 and "mnist-small" in r.stdout and "598592" in r.stdout
+    assert r.returncode == 0 and "mnist-small" in r.stdout and "533504" in r.stdout
     assert "bits per weight: 1.00" in r.stdout
 
 

@@ -106,7 +106,7 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
         if not ckpt_path.is_file():
             raise PrismError(f"--resume: no checkpoint in {out}; start without --resume")
         saved = json.loads((out / "config.json").read_text())
-        if saved != cfg.to_dict():
+        if saved != json.loads(json.dumps(cfg.to_dict())):
             raise PrismError(f"--resume: {out}/config.json differs from this command's options; "
                              "resume with the same options or use a new --out")
     write_text_atomic(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+from prism_edge import server as srv
+from prism_edge.config import ServerConfig
+
+
+def state_with(p):
+    return srv.ServerState(srv.logit(np.asarray(p, np.float64)))
+
+
+def test_mada_lambda_is_the_hamming_distance():
+    # probabilities of exactly 0/1 make the sampled masks known: Hamming distance 2 of 5
+    p_old = np.array([1, 0, 1, 0, 1], np.float32)
+    p_new = np.array([1, 1, 0, 0, 1], np.float32)
+    assert srv.mada_lambda(p_old, p_new, np.random.default_rng(0)) == pytest.approx(2 / 5)
+    assert srv.mada_lambda(p_old, p_old, np.random.default_rng(0)) == 0.0
+
+
+def test_mada_lambda_statistics():
+    rng = np.random.default_rng(1)
+    p_old, p_new = np.full(100_000, 0.2, np.float32), np.full(100_000, 0.7, np.float32)
+    want = 0.2 * 0.3 + 0.8 * 0.7  # P(m_old != m_new) for independent draws
+    assert srv.mada_lambda(p_old, p_new, rng) == pytest.approx(want, abs=0.01)
+
+
+def test_average_of_known_masks_without_mada():
+    masks = [np.array([1, 1, 0, 0, 1, 0, 1, 1, 0, 1], np.uint8),
+             np.array([1, 0, 0, 1, 1, 0, 1, 0, 0, 1], np.uint8),
+             np.array([1, 0, 1, 0, 1, 0, 0, 0, 0, 1], np.uint8)]
+    cfg = ServerConfig(mada=False, clip=0.01)
+    st = srv.init_state(10, cfg)
+    res = srv.aggregate(st, {str(i): np.packbits(m) for i, m in enumerate(masks)}, cfg,
+                        np.random.default_rng(0))
+    want = np.clip(np.mean(masks, 0), 0.01, 0.99)
+    assert res.accepted == ["0", "1", "2"] and res.lam == 1.0
+    assert np.allclose(st.prob, want, atol=1e-6)
+
+
+def test_mada_mixes_old_and_new_scores():
+    cfg = ServerConfig(mada=True, clip=0.01)
+    st = state_with(np.full(8, 0.5))
+    s_old = st.scores.copy()
+    up = np.packbits(np.array([1, 1, 1, 1, 0, 0, 0, 0], np.uint8))
+    res = srv.aggregate(st, {"a": up}, cfg, np.random.default_rng(3))
+    s_new = srv.logit(np.clip(np.array([1, 1, 1, 1, 0, 0, 0, 0], np.float64), 0.01, 0.99))
+    assert 0 < res.lam < 1
+    assert np.allclose(st.scores, res.lam * s_new + (1 - res.lam) * s_old)
+
+
+@pytest.mark.parametrize("bad,reason", [
+    (np.zeros(3, np.uint8), "shape"),
+    (np.zeros(2, np.float32), "dtype"),
+    (np.zeros((2, 1), np.uint8), "shape"),
+    ([1, 2], "expected a numpy"),
+    (np.array([0, 0xFF], np.uint8), "padding"),
+])
+def test_malformed_upload_is_rejected_and_the_rest_aggregated(bad, reason, caplog):
+    cfg = ServerConfig(mada=False, clip=0.01)
+    st = srv.init_state(12, cfg)
+    good = np.packbits(np.ones(12, np.uint8))
+    with caplog.at_level("WARNING"):
+        res = srv.aggregate(st, {"good": good, "bad": bad}, cfg, np.random.default_rng(0))
+    assert res.accepted == ["good"] and reason in res.rejected["bad"]
+    assert "rejected upload from client bad" in caplog.text
+    assert np.allclose(st.prob, 0.99)
+
+
+def test_min_clients_keeps_old_state():
+    cfg = ServerConfig(min_clients=2)
+    st = srv.init_state(8, cfg)
+    before = st.scores.copy()
+    res = srv.aggregate(st, {"a": np.packbits(np.ones(8, np.uint8))}, cfg, np.random.default_rng(0))
+    assert not res.updated and np.array_equal(st.scores, before)
+
+
+def test_downlink_uint8_roundtrip():
+    p = np.random.default_rng(0).random(1000).astype(np.float32)
+    q = srv.encode_downlink(p, "uint8")
+    assert q.dtype == np.uint8 and q.nbytes == 1000
+    back = srv.decode_downlink(q, 1e-3)
+    assert np.abs(np.clip(p, 1e-3, 1 - 1e-3) - back).max() <= 0.5 / 255 + 1e-6
+
+
+def test_client_selection():
+    rng = np.random.default_rng(0)
+    sel = srv.select_clients(10, 0.3, rng)
+    assert len(sel) == 3 and len(set(sel)) == 3 and all(0 <= c < 10 for c in sel)

@@ -121,6 +121,26 @@ def aggregate(state: ServerState, uploads: dict[str, object], cfg: ServerConfig,
     return AggregateResult(accepted, rejected, lam, True)
 
 
+def downlink_scores(data: np.ndarray, clip: float):
+    """What a client starts from: scores (torch float32) decoded from the downlink array."""
+    import torch
+
+    return torch.from_numpy(logit(decode_downlink(data, clip).astype(np.float64)).astype(np.float32))
+
+
+def round_row(state: ServerState, chosen: list, agg: AggregateResult, losses: list,
+              bytes_up: int, bytes_down: int, seconds: float, dense: bool = False,
+              **extra) -> dict:
+    """One metrics.jsonl row."""
+    return {"round": state.round, "clients": len(chosen), "accepted": len(agg.accepted),
+            "rejected": agg.rejected,
+            "loss_first": float(np.mean([a for a, _ in losses])) if losses else None,
+            "loss_last": float(np.mean([b for _, b in losses])) if losses else None,
+            "lambda": agg.lam, "bytes_up": int(bytes_up), "bytes_down": int(bytes_down),
+            "mean_p": None if dense else float(state.prob.mean()),
+            "seconds": round(seconds, 2), **extra}
+
+
 def select_clients(n_clients: int, fraction: float, rng: np.random.Generator) -> list[int]:
     k = max(1, int(round(fraction * n_clients)))
     return sorted(rng.choice(n_clients, size=k, replace=False).tolist())

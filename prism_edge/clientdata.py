@@ -1,0 +1,53 @@
+"""A client's data and its fixed statistics, the same for the simulation and Flower clients."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .architectures import Generator
+from .client import derive_seed
+from .config import RunConfig
+from .data import Dataset, load_dataset
+from .errors import PrismError
+from .features import FeatureMap, make_feature_map
+from .partition import partition
+from .stats import DataStats, compute_stats
+
+
+def load_train(cfg: RunConfig, gen: Generator) -> Dataset:
+    c, size, _ = gen.out_shape
+    data = load_dataset(cfg.dataset, "train", cfg.data_dir, size=size, channels=c)
+    if tuple(data.shape) != tuple(gen.out_shape):
+        raise PrismError(f"dataset images are {data.shape} but {cfg.arch} makes {gen.out_shape}; "
+                         "choose an architecture of the data's size")
+    return data
+
+
+def client_indices(cfg: RunConfig, data: Dataset) -> list[np.ndarray]:
+    labels = data.labels.numpy() if data.labels is not None else None
+    return partition(labels, len(data), cfg.clients, cfg.split, cfg.seed)
+
+
+def feature_map(cfg: RunConfig, gen: Generator) -> FeatureMap:
+    return make_feature_map(cfg.client.features, gen.out_shape, cfg.client.feature_seed,
+                            cfg.client.n_features)
+
+
+def client_stats(cfg: RunConfig, fm: FeatureMap, images: torch.Tensor, cid: int) -> DataStats:
+    """Computed once per client; under DP this is the one private release."""
+    if cfg.dp_epsilon is None:
+        return compute_stats(fm, images)
+    from .privacy import check_dp_options, private_stats
+
+    check_dp_options(cfg.client.features, cfg.dp_delta, len(images))
+    return private_stats(fm, images, cfg.dp_epsilon, cfg.dp_delta, cfg.dp_clip,
+                         derive_seed(cfg.seed, 1_000_003, cid))
+
+
+def privacy_label(cfg: RunConfig, stats: list[DataStats] | None = None) -> str:
+    if cfg.dp_epsilon is None:
+        return "no differential privacy"
+    eps = max((s.privacy.get("epsilon", cfg.dp_epsilon) for s in stats or []),
+              default=cfg.dp_epsilon)
+    return f"({eps:.3g}, {cfg.dp_delta:g})-DP for one example of a client's data"

@@ -1,0 +1,110 @@
+"""What a run writes, shared by the simulation and the Flower ServerApp: config.json,
+metrics.jsonl (a row per round), checkpoint.pt (atomic, each round), sample grids,
+final.bits (or final.pt for the dense baseline), final.png and summary.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .architectures import Generator
+from .atomic import atomic_path, write_text_atomic
+from .bitsfile import write_bits
+from .client import derive_seed
+from .config import RunConfig
+from .errors import PrismError
+from .images import save_grid
+from .masked import layer_sizes, set_flat_mask, set_flat_scores, set_mode
+from .server import ServerState
+
+N_PREVIEW = 64
+
+
+def final_mask(prob: np.ndarray, how: str, seed: int) -> np.ndarray:
+    """The single exported mask: threshold p > 0.5, or one sample of p."""
+    if how == "threshold":
+        return (prob > 0.5).astype(np.uint8)
+    if how == "sample":
+        return (np.random.default_rng(derive_seed(seed, 999_999)).random(prob.shape) < prob
+                ).astype(np.uint8)
+    raise PrismError(f"final must be 'threshold' or 'sample', got {how!r}")
+
+
+def preview(gen: Generator, n: int = N_PREVIEW, seed: int = 0) -> np.ndarray:
+    z = torch.from_numpy(np.random.default_rng(seed).standard_normal((n, gen.nz)).astype(np.float32))
+    with torch.no_grad():
+        return gen(z).numpy()
+
+
+class RunRecorder:
+    def __init__(self, out: str | Path, cfg: RunConfig, gen: Generator):
+        self.out, self.cfg, self.gen = Path(out), cfg, gen
+        self.ckpt = self.out / "checkpoint.pt"
+        self.metrics = self.out / "metrics.jsonl"
+        self.history: list[dict] = []
+
+    def begin(self, resume: bool) -> dict | None:
+        """Create the output folder; on resume check the options and return the checkpoint."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "samples").mkdir(exist_ok=True)
+        as_json = json.loads(json.dumps(self.cfg.to_dict()))
+        ck = None
+        if resume:
+            if not self.ckpt.is_file():
+                raise PrismError(f"--resume: no checkpoint in {self.out}; start without --resume")
+            saved = json.loads((self.out / "config.json").read_text())
+            if saved != as_json:
+                raise PrismError(f"--resume: {self.out}/config.json differs from this run's "
+                                 "options; resume with the same options or use a new output folder")
+            ck = torch.load(self.ckpt, map_location="cpu", weights_only=False)
+            self.history = ck["history"]
+        write_text_atomic(self.out / "config.json", json.dumps(as_json, indent=2) + "\n")
+        write_text_atomic(self.metrics, "".join(json.dumps(r) + "\n" for r in self.history))
+        return ck
+
+    def log_round(self, row: dict) -> None:
+        self.history.append(row)
+        with open(self.metrics, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+    def checkpoint(self, state: ServerState, **extra) -> None:
+        with atomic_path(self.ckpt) as tmp:
+            torch.save({"scores": state.scores, "round": state.round, "history": self.history,
+                        **extra}, tmp)
+
+    def install(self, state: ServerState) -> None:
+        """Put the model the run would ship into the generator (for previews)."""
+        if self.cfg.mode == "dense":
+            set_flat_scores(self.gen, torch.from_numpy(state.scores.astype(np.float32)))
+            set_mode(self.gen, "dense")
+        else:
+            set_flat_mask(self.gen, final_mask(state.prob, self.cfg.final, self.cfg.seed))
+
+    def samples(self, state: ServerState) -> None:
+        every = self.cfg.sample_every
+        if every and state.round % every == 0:
+            self.install(state)
+            save_grid(preview(self.gen), self.out / "samples" / f"round_{state.round:04d}.png", nrow=8)
+
+    def finish(self, state: ServerState, privacy: str, minutes: float) -> dict:
+        cfg, gen = self.cfg, self.gen
+        self.install(state)
+        save_grid(preview(gen), self.out / "final.png", nrow=8)
+        summary = {"rounds": state.round, "minutes": round(minutes, 2), "privacy": privacy,
+                   "masked_weights": gen.num_masked}
+        meta = {"kind": cfg.final, "dataset": cfg.dataset, "rounds": state.round,
+                "split": cfg.split, "clients": cfg.clients, "privacy": privacy}
+        if cfg.mode == "dense":
+            with atomic_path(self.out / "final.pt") as tmp:
+                torch.save({"weights": state.scores.astype(np.float32), "arch": gen.describe(),
+                            "meta": meta}, tmp)
+        else:
+            mask = final_mask(state.prob, cfg.final, cfg.seed)
+            write_bits(self.out / "final.bits", mask, gen.describe(), layer_sizes(gen), cfg.seed,
+                       meta)
+            summary["final_ones"] = float(mask.mean())
+        write_text_atomic(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        return summary

@@ -5,8 +5,8 @@ Gaussian noise N(0, (sigma C)^2 I); and the example count plus N(0, sigma^2). Un
 removing one example the sum moves by at most C and the count by 1, so each query is a Gaussian
 mechanism with noise multiplier sigma. The two are composed by dp-accounting's RDP accountant
 (an upper bound on epsilon, fast enough to calibrate in a second) and sigma is calibrated with
-``calibrate_dp_mechanism`` to the target (epsilon, delta). Training, every uploaded mask and the final model only read the released
-mean = noisy sum / noisy count, so they are post-processing: the guarantee holds for any number
+``calibrate_dp_mechanism`` to the target (epsilon, delta). Training, every uploaded mask and the
+final model only read the released mean = noisy sum / noisy count, so they are post-processing: the guarantee holds for any number
 of rounds.
 """
 

@@ -6,8 +6,8 @@ removing one example the sum moves by at most C and the count by 1, so each quer
 mechanism with noise multiplier sigma. The two are composed by dp-accounting's RDP accountant
 (an upper bound on epsilon, fast enough to calibrate in a second) and sigma is calibrated with
 ``calibrate_dp_mechanism`` to the target (epsilon, delta). Training, every uploaded mask and the
-final model only read the released mean = noisy sum / noisy count, so they are post-processing: the guarantee holds for any number
-of rounds.
+final model only read the released mean = noisy sum / noisy count, so they are post-processing:
+the guarantee holds for any number of rounds.
 """
 
 from __future__ import annotations

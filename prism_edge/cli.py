@@ -283,5 +283,49 @@ def generate_cmd(model, num, seed, mask_seed, threads, out) -> None:
         save_samples(sample(sampler, nz, num, seed, progress=False), out)
     click.echo(f"wrote {out}")
 
+
+@main.group("device", cls=click.Group)
+def device_group() -> None:
+    """The on-device side: join a federation, generate with onnxruntime only."""
+
+
+@device_group.command("join")
+@click.option("--superlink", required=True, help="SuperLink address HOST:PORT (its HTTP port).")
+@click.option("--partition-id", type=click.IntRange(0), required=True,
+              help="Which partition of the split this device's data plays (0-based).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="This device's dataset folder (default: $PRISM_EDGE_DATA).")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="CPU threads for local training (default: all cores).")
+@click.option("--max-memory-mb", type=click.IntRange(64), default=None,
+              help="Cap on the client's data segment, in MiB (RLIMIT_DATA).")
+@click.option("--port", type=int, default=9094, show_default=True,
+              help="Local port of the SuperNode's runtime API.")
+@click.option("--root-certificates", type=click.Path(dir_okay=False), default=None,
+              help="CA certificate (PEM) for TLS to the SuperLink; without it: insecure.")
+def device_join_cmd(superlink, partition_id, data_dir, threads, max_memory_mb, port,
+                    root_certificates) -> None:
+    """Start a Flower SuperNode that trains this device's masks (runs until stopped)."""
+    from device_client.join import join
+
+    join(superlink, partition_id, data_dir, threads, max_memory_mb, port, root_certificates)
+
+
+@device_group.command("generate")
+@click.option("--model", required=True, type=click.Path(dir_okay=False),
+              help="Exported .onnx generator.")
+@click.option("-n", "--num", type=click.IntRange(1), default=64, show_default=True,
+              help="Number of images.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent draws.")
+@click.option("--threads", type=click.IntRange(1), default=None, help="onnxruntime threads.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default="samples.png",
+              show_default=True, help="Output: .png grid or .npy array.")
+def device_generate_cmd(model, num, seed, threads, out) -> None:
+    """Generate images with onnxruntime + numpy only (no torch)."""
+    from device_client.generate import generate_to_file
+
+    generate_to_file(model, num, seed, out, threads)
+    click.echo(f"wrote {out}")
+
 if __name__ == "__main__":
     main()

@@ -56,7 +56,8 @@ class RunRecorder:
             if not self.ckpt.is_file():
                 raise PrismError(f"--resume: no checkpoint in {self.out}; start without --resume")
             saved = json.loads((self.out / "config.json").read_text())
-            if saved != as_json:
+            # more rounds may be asked for on resume; every other option must match
+            if {**saved, "rounds": 0} != {**as_json, "rounds": 0}:
                 raise PrismError(f"--resume: {self.out}/config.json differs from this run's "
                                  "options; resume with the same options or use a new output folder")
             ck = torch.load(self.ckpt, map_location="cpu", weights_only=False)

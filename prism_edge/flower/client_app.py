@@ -1,0 +1,122 @@
+"""The prism-edge ClientApp: one SuperNode = one client holding one data partition.
+
+Node config (``flower-supernode --node-config``): ``partition-id`` (required), ``data-dir``,
+``threads``, ``max-memory-mb``. The train handler calls ``client_update`` unchanged; the client's
+data statistics (its one DP release) and Adam state persist in the node's ``context.state``.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from ..architectures import build_generator
+from ..client import client_update, derive_seed
+from ..clientdata import client_indices, client_stats, feature_map, load_train
+from ..masked import masked_layers
+from ..server import downlink_scores
+from ..stats import DataStats
+from .common import (
+    ARRAYS,
+    DOWN_KEY,
+    MASK_KEY,
+    METRICS,
+    opt_state_from_arrays,
+    opt_state_to_arrays,
+    run_config,
+)
+
+log = logging.getLogger("prism_edge.client")
+app = ClientApp()
+_CACHE: dict = {}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def apply_caps(node_config: dict) -> dict:
+    """Thread cap (torch intra-op threads) and address-space cap (RLIMIT_AS), applied once."""
+    caps = {}
+    threads = int(node_config.get("threads", 0) or 0)
+    if threads:
+        torch.set_num_threads(threads)
+        caps["threads"] = threads
+    mem = int(node_config.get("max-memory-mb", 0) or 0)
+    if mem and "mem" not in _CACHE:
+        limit = mem * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+        _CACHE["mem"] = mem
+    if mem:
+        caps["max_memory_mb"] = mem
+    return caps
+
+
+def _worker(cfg, pid: int, data_dir: str | None, state: RecordDict):
+    key = (cfg.arch, cfg.seed, cfg.dataset, pid)
+    if key not in _CACHE:
+        gen = build_generator(cfg.arch, cfg.seed)
+        fm = feature_map(cfg, gen)
+        _CACHE[key] = (gen, fm)
+    gen, fm = _CACHE[key]
+    if "stats" in state.array_records:
+        rec = state.array_records["stats"]
+        meta = state.config_records["stats_meta"]
+        stats = DataStats(torch.from_numpy(rec["mean"].numpy().copy()), int(meta["count"]),
+                          {k: v for k, v in meta.items() if k != "count"})
+    else:
+        if data_dir:
+            cfg.data_dir = data_dir
+        data = load_train(cfg, gen)
+        idx = client_indices(cfg, data)[pid]
+        stats = client_stats(cfg, fm, data.images[torch.from_numpy(idx)], pid)
+        from flwr.app import ConfigRecord
+
+        state.array_records["stats"] = ArrayRecord({"mean": Array(stats.mean.numpy())})
+        state.config_records["stats_meta"] = ConfigRecord(
+            {"count": stats.count, **{k: v for k, v in stats.privacy.items()
+                                      if isinstance(v, (bool, int, float, str))}})
+    return gen, fm, stats
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    t0 = time.time()
+    cfg, _ = run_config(context.run_config)
+    nc = context.node_config
+    pid = int(nc["partition-id"])
+    caps = apply_caps(nc)
+    gen, fm, stats = _worker(cfg, pid, str(nc.get("data-dir", "")) or None, context.state)
+    rnd = int(msg.content["config"]["round"])
+    down = msg.content[ARRAYS][DOWN_KEY].numpy()
+    scores = downlink_scores(down, cfg.server.clip)
+    opt_state = None
+    if "adam" in context.state.array_records:
+        params = [m.scores for m in masked_layers(gen)]
+        groups = torch.optim.Adam(params, lr=cfg.client.lr,
+                                  betas=tuple(cfg.client.betas)).state_dict()["param_groups"]
+        arrays = {k: v.numpy() for k, v in context.state.array_records["adam"].items()}
+        opt_state = opt_state_from_arrays(arrays, groups)
+    res = client_update(gen, fm, stats, scores, cfg.client, opt_state,
+                        derive_seed(cfg.seed, rnd - 1, pid))
+    context.state.array_records["adam"] = ArrayRecord(
+        {k: Array(v) for k, v in opt_state_to_arrays(res.opt_state).items()})
+    packed = res.packed
+    if nc.get("inject-fault", "") == "malformed-mask":  # fault injection, used by the tests only
+        packed = packed[:-3]
+    rss = peak_rss_mb()
+    log.info("client %d round %d: loss %.4f -> %.4f, %d bytes up, peak RSS %.0f MB", pid, rnd,
+             res.loss_first, res.loss_last, packed.nbytes, rss)
+    metrics = {"partition_id": pid, "loss_first": res.loss_first, "loss_last": res.loss_last,
+               "ones": res.ones, "nbytes": int(packed.nbytes), "peak_rss_mb": rss,
+               "seconds": time.time() - t0, "epsilon": float(stats.privacy.get("epsilon", -1.0)),
+               **{k: float(v) for k, v in caps.items()}}
+    content = RecordDict({ARRAYS: ArrayRecord({MASK_KEY: Array(np.ascontiguousarray(packed))}),
+                          METRICS: MetricRecord(metrics)})
+    return Message(content=content, reply_to=msg)

@@ -1,0 +1,103 @@
+"""Real Flower processes on 127.0.0.1: SuperLink, SuperNodes, `flwr run` (no simulation engine)."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from device_client.generate import OnnxGenerator
+from exporters.onnx_export import export
+from prism_edge.bitsfile import read_bits
+
+from .flower_harness import Deployment
+
+FAST = "local-steps=3 batch=8 n-features=128"
+
+
+@pytest.fixture
+def deploy(tmp_path, data_root):
+    d = Deployment(tmp_path, data_root)
+    try:
+        yield d
+    finally:
+        d.stop()  # every process goes, even when the test failed
+
+
+def rows(out):
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_three_supernodes_two_rounds_then_export_and_generate(deploy, tmp_path):
+    deploy.start_superlink()
+    for pid in range(3):
+        deploy.start_node(pid)
+    out = tmp_path / "out"
+    t = time.time()
+    p = deploy.run(f"{FAST} num-clients=3 rounds=2 min-clients=3 out-dir='{out}'")
+    assert p.returncode == 0 and (out / "final.bits").is_file(), deploy.logs()
+    assert time.time() - t < 170
+    r = rows(out)
+    assert [x["round"] for x in r] == [1, 2] and all(x["accepted"] == 3 for x in r)
+    assert sorted(c["partition"] for c in r[0]["per_client"].values()) == [0, 1, 2]
+    n = read_bits(out / "final.bits").total
+    for c in r[0]["per_client"].values():
+        # what really crossed the wire: the packed mask plus a small protobuf envelope
+        assert (n + 7) // 8 < c["sent"] < (n + 7) // 8 + 2048
+        assert n < c["received"] < n + 2048  # 8-bit global probability
+        assert c["peak_rss_mb"] > 0
+    export(out / "final.bits", 42, tmp_path / "g.onnx")
+    images = OnnxGenerator(tmp_path / "g.onnx").generate(4, seed=0)
+    assert images.shape == (4, 1, 28, 28) and np.isfinite(images).all()
+
+
+def test_malformed_upload_is_rejected_and_round_completes(deploy, tmp_path):
+    deploy.start_superlink()
+    deploy.start_node(0)
+    deploy.start_node(1, "inject-fault='malformed-mask'")
+    out = tmp_path / "out"
+    p = deploy.run(f"{FAST} num-clients=2 rounds=1 min-clients=2 out-dir='{out}'")
+    assert p.returncode == 0, deploy.logs()
+    (row,) = rows(out)
+    assert row["accepted"] == 1 and len(row["rejected"]) == 1
+    assert "shape" in next(iter(row["rejected"].values()))
+    assert "rejected upload" in deploy.text()
+
+
+def test_killed_supernode_does_not_stop_the_run(deploy, tmp_path):
+    deploy.start_superlink()
+    names = [deploy.start_node(pid) for pid in range(3)]
+    out = tmp_path / "out"
+    p = deploy.run(f"local-steps=40 batch=8 n-features=128 num-clients=3 rounds=2 min-clients=3 "
+                   f"round-timeout=25 out-dir='{out}'", wait=False)
+    deadline = time.time() + 120
+    while time.time() < deadline and "sending the global state" not in deploy.text():
+        time.sleep(0.5)
+    time.sleep(2)
+    deploy.kill(names[2])  # mid-round: its ClientApp is training
+    p.wait(timeout=170)
+    assert p.returncode == 0 and (out / "final.bits").is_file(), deploy.logs()
+    r = rows(out)
+    assert r[0]["accepted"] == 2 and len(r[0]["missing"]) == 1
+    assert "did not answer" in deploy.text()
+
+
+def test_server_restart_with_resume_continues(deploy, tmp_path):
+    deploy.start_superlink()
+    for pid in range(2):
+        deploy.start_node(pid)
+    out = tmp_path / "out"
+    p = deploy.run(f"{FAST} num-clients=2 rounds=4 min-clients=2 out-dir='{out}'", wait=False)
+    deadline = time.time() + 150
+    while time.time() < deadline and not ((out / "metrics.jsonl").is_file() and rows(out)):
+        time.sleep(0.2)
+    deploy.stop()  # the whole server side goes down after round 1
+    assert not (out / "final.bits").exists()
+    done = rows(out)[-1]["round"]
+    deploy.start_superlink()
+    for pid in range(2):
+        deploy.start_node(pid)
+    p = deploy.run(f"{FAST} num-clients=2 rounds=4 min-clients=2 resume=true out-dir='{out}'")
+    assert p.returncode == 0 and (out / "final.bits").is_file(), deploy.logs()
+    assert [x["round"] for x in rows(out)] == [1, 2, 3, 4]
+    assert f"resuming from round {done}" in deploy.text()

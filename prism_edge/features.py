@@ -4,7 +4,9 @@ downloaded. Each maps images (B, C, H, W) in [-1, 1] to features (B, D).
 * ``rff``: random Fourier features of the pixels, an explicit Gaussian-kernel MMD (as DP-MERF).
 * ``randconv``: a seeded random conv network (3 stages), its activations average-pooled to a
   4x4 grid, then random Fourier features on top: a Gaussian kernel on random conv features.
-* ``rff+randconv``: both, concatenated (each half of the features).
+* ``patch``: random Fourier features of every 5x5 patch (a Gaussian kernel on local patches),
+  averaged over the cells of a 4x4 grid, so stroke shapes and their positions both count.
+* ``rff+randconv``, ``rff+patch``: two maps concatenated (each half of the features).
 * ``encoder:PATH``: a user-supplied TorchScript encoder (its output is the feature vector).
 """
 
@@ -19,7 +21,7 @@ from torch import nn
 
 from .errors import PrismError
 
-FEATURE_KINDS = ("rff", "randconv", "rff+randconv")
+FEATURE_KINDS = ("rff", "randconv", "patch", "rff+randconv", "rff+patch")
 
 
 def _gaussian(rng: np.random.Generator, *shape: int) -> torch.Tensor:
@@ -70,6 +72,27 @@ class RandConv(nn.Module):
         return torch.cat(feats, 1)
 
 
+class PatchRFF(nn.Module):
+    """cos(conv(x, W) / sigma + b) with W ~ N(0, I) over k x k patches, pooled to a grid."""
+
+    def __init__(self, channels: int, n_features: int, seed: int, k: int = 5, grid: int = 4,
+                 bandwidths=(1.0, 2.0, 4.0)):
+        super().__init__()
+        filters = max(1, n_features // (grid * grid))
+        rng = np.random.default_rng(seed)
+        sig = torch.from_numpy(np.resize(np.asarray(bandwidths, np.float32), filters))
+        self.register_buffer("w", _gaussian(rng, filters, channels, k, k) / sig.view(-1, 1, 1, 1))
+        self.register_buffer("b", torch.from_numpy(
+            rng.uniform(0, 2 * math.pi, filters).astype(np.float32)))
+        self.k, self.grid = k, grid
+        self.scale = math.sqrt(2.0 / filters)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = torch.cos(F.conv2d(x, self.w, padding=self.k // 2) + self.b.view(1, -1, 1, 1))
+        pooled = F.adaptive_avg_pool2d(f, self.grid)
+        return self.scale * pooled.flatten(1) / self.grid
+
+
 class FeatureMap(nn.Module):
     def __init__(self, kind: str, shape: tuple[int, int, int], seed: int, n_features: int):
         super().__init__()
@@ -92,6 +115,8 @@ class FeatureMap(nn.Module):
         for j, name in enumerate(names):
             if name == "rff":
                 self.parts.append(RFF(c * h * w, per, seed * 7919 + j))
+            elif name == "patch":
+                self.parts.append(PatchRFF(c, per, seed * 7919 + 300 + j))
             else:
                 conv = RandConv(c, seed * 7919 + 100 + j)
                 self.parts.append(nn.Sequential(conv, RFF(conv.out_dim, per, seed * 7919 + 200 + j,

@@ -75,26 +75,23 @@ def clipped_sum(fm: FeatureMap, images: torch.Tensor, clip: float, batch: int = 
     return total
 
 
+def gaussian_release(total: torch.Tensor, count: int, sigma: float, clip: float, seed: int
+                     ) -> tuple[torch.Tensor, float]:
+    """The two Gaussian queries: sum + N(0, (sigma clip)^2 I), count + N(0, sigma^2)."""
+    gen = torch.Generator().manual_seed(seed)
+    noisy_sum = total + sigma * clip * torch.randn(total.shape, generator=gen)
+    return noisy_sum, count + sigma * float(torch.randn((), generator=gen))
+
+
 def private_stats(fm: FeatureMap, images: torch.Tensor, epsilon: float, delta: float,
                   clip: float, seed: int) -> DataStats:
     """The privatised mean embedding of one client's data (noisy sum / noisy count)."""
     sigma = calibrate_sigma(epsilon, delta)
-    gen = torch.Generator().manual_seed(seed)
-    s = clipped_sum(fm, images, clip)
-    noisy_sum = s + sigma * clip * torch.randn(s.shape, generator=gen)
-    noisy_count = len(images) + sigma * float(torch.randn((), generator=gen))
+    noisy_sum, noisy_count = gaussian_release(clipped_sum(fm, images, clip), len(images), sigma,
+                                              clip, seed)
     count = max(noisy_count, 1.0)  # post-processing: a count is at least 1
     achieved = epsilon_for(sigma, delta)
     return DataStats(noisy_sum / count, int(round(count)),
                      {"dp": True, "epsilon": achieved, "delta": delta, "sigma": sigma,
                       "clip": clip, "target_epsilon": epsilon})
-
-
-def sensitivity_bound(clip: float) -> float:
-    """L2 sensitivity of the clipped sum under adding/removing one example."""
-    return clip
-
-
-def noise_std(epsilon: float, delta: float, clip: float) -> float:
-    return calibrate_sigma(epsilon, delta) * clip
 

@@ -116,7 +116,7 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
             agg = srv.aggregate(state, uploads, cfg.server, rng)
         state.round = rnd + 1
         row = srv.round_row(state, chosen, agg, losses, up_bytes, int(down.nbytes) * len(chosen),
-                            time.time() - t0, dense=cfg.mode == "dense")
+                            time.time() - t0, dense=cfg.mode == "dense", privacy=privacy)
         rec.log_round(row)
         rounds.set_postfix(loss=f"{row['loss_last']:.4f}", lam=f"{agg.lam:.3f}",
                            up=f"{up_bytes / 1e3:.0f}kB", down=f"{row['bytes_down'] / 1e3:.0f}kB")

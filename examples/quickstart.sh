@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The README's main job: install, then seed -> generator -> mask -> inspect -> picture.
-# Data comes from $PRISM_EDGE_DATA (default ../shared/data); outputs go to runs/quickstart/.
+# The README's main job: install, a small federated PRISM run on MNIST (simulated clients),
+# export to a compact ONNX generator, generate a picture with onnxruntime only, and score it.
+# Data: $PRISM_EDGE_DATA (default ../shared/data). Outputs: runs/quickstart/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
@@ -9,7 +10,10 @@ pip install -q torch==2.13.0
 pip install -q -e ".[all]"
 export PRISM_EDGE_DATA=${PRISM_EDGE_DATA:-../shared/data}
 out=runs/quickstart
-mkdir -p "$out"
-prism-edge init --arch mnist-small --seed 42 -o "$out/init.bits" --png "$out/init.png"
-prism-edge inspect "$out/init.bits"
-echo "done: see $out/"
+prism-edge train --dataset mnist --clients 4 --split shards:4 --rounds 4 --local-steps 50 \
+  --seed 42 --sample-every 2 -o "$out"
+prism-edge inspect "$out/final.bits"
+prism-edge export --seed 42 --mask "$out/final.bits" -o "$out/generator.onnx"
+prism-edge generate --model "$out/generator.onnx" -n 64 --seed 0 -o "$out/samples.png"
+prism-edge evaluate "$out/generator.onnx" -n 2000 --json "$out/eval.json" --png "$out/eval.png"
+echo "done: pictures in $out/ (samples.png, final.png, samples/), metrics in $out/metrics.jsonl"

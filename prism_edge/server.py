@@ -95,7 +95,7 @@ def aggregate(state: ServerState, uploads: dict[str, object], cfg: ServerConfig,
     """Fold one round's uploads (client id -> packed mask) into ``state`` in place."""
     n = state.scores.size
     accepted, rejected = [], {}
-    total = np.zeros(n, np.float32)
+    total = np.zeros(n, np.uint32)  # integer counts: exact and cheaper than float adds
     for cid, up in uploads.items():
         try:
             packed = validate_upload(up, n)
@@ -110,7 +110,7 @@ def aggregate(state: ServerState, uploads: dict[str, object], cfg: ServerConfig,
                     len(accepted), cfg.min_clients)
         return AggregateResult(accepted, rejected, 0.0, False)
     p_old = state.prob
-    p_new = np.clip(total / len(accepted), cfg.clip, 1 - cfg.clip)
+    p_new = np.clip(total.astype(np.float32) / len(accepted), cfg.clip, 1 - cfg.clip)
     s_new = logit(p_new.astype(np.float64))
     if cfg.mada:
         lam = mada_lambda(p_old, p_new, rng)

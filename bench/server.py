@@ -1,0 +1,68 @@
+"""Server aggregation (unpack, average, MADA) of K clients' masks for paper-resnet.
+
+Run: python -m bench.server [--quick]
+Each K runs in a fresh process so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+from . import report
+
+PROBE = """
+import json, resource, sys, time
+import numpy as np
+from prism_edge import server as srv
+from prism_edge.architectures import build_generator
+from prism_edge.config import ServerConfig
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+k = int(sys.argv[1])
+n = build_generator("paper-resnet").num_masked
+rng = np.random.default_rng(0)
+base = rss()
+one = np.packbits(rng.random(n) < 0.5)
+uploads = {str(i): np.roll(one, i) for i in range(k)}  # distinct masks, made cheaply
+held = rss()
+cfg = ServerConfig()
+state = srv.init_state(n, cfg)
+t = time.perf_counter()
+res = srv.aggregate(state, uploads, cfg, np.random.default_rng(1))
+dt = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"n": n, "k": k, "seconds": dt, "peak_mb": peak, "uploads_mb": held - base,
+                  "accepted": len(res.accepted)}))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="K = 10, 100 only")
+    args = ap.parse_args()
+    ks = (10, 100) if args.quick else (10, 100, 1000)
+    rows, per_client = [], []
+    for k in ks:
+        out = subprocess.run([sys.executable, "-c", PROBE, str(k)], capture_output=True, text=True,
+                             check=True).stdout
+        r = json.loads(out)
+        per_client.append(r["seconds"] / k)
+        goal = "yes" if k != 100 or r["seconds"] <= 1.0 else "no"
+        rows.append([k, f"{r['n']:,}", round(r["seconds"], 3), round(1000 * r["seconds"] / k, 2),
+                     round(r["peak_mb"]), round(r["uploads_mb"]), goal])
+    linear = max(per_client) / min(per_client)
+    report.write("server", "Server aggregation scaling (paper-resnet)",
+                 report.table(["K clients", "masked weights", "seconds", "ms per client",
+                               "peak RSS MB", "of which uploads held MB", "<= 1 s at K=100 (goal)"],
+                              rows),
+                 f"Unpack + integer count + clip + logit + MADA (two mask samples), one process per "
+                 f"K. Per-client time varies {linear:.2f}x across K (1.0 = perfectly linear).")
+
+
+if __name__ == "__main__":
+    main()

@@ -51,8 +51,12 @@ def prepare(cfg: RunConfig) -> Setup:
     return Setup(gen, fm, stats, parts, data)
 
 
-def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train for cfg.rounds rounds; returns a summary dict. Resumable from checkpoint.pt."""
+def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
+        on_round=None) -> dict:
+    """Train for cfg.rounds rounds; returns a summary dict. Resumable from checkpoint.pt.
+
+    ``on_round(round, downlink, uploads)`` (optional) sees what travelled in each round; the
+    communication benchmark uses it."""
     setup = prepare(cfg)
     gen = setup.gen
     rec = RunRecorder(out_dir, cfg, gen)
@@ -115,6 +119,8 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
         else:
             agg = srv.aggregate(state, uploads, cfg.server, rng)
         state.round = rnd + 1
+        if on_round is not None:
+            on_round(state.round, down, uploads)
         row = srv.round_row(state, chosen, agg, losses, up_bytes, int(down.nbytes) * len(chosen),
                             time.time() - t0, dense=cfg.mode == "dense", privacy=privacy)
         rec.log_round(row)

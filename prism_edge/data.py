@@ -14,6 +14,7 @@ import os
 import struct
 import urllib.request
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -49,17 +50,27 @@ MIRRORS = {
 @dataclass
 class Dataset:
     name: str
-    images: torch.Tensor  # (N, C, H, W) float32 in [-1, 1]
+    raw: np.ndarray  # (N, C, H, W) uint8: kept compact, converted on demand
     labels: torch.Tensor | None  # (N,) int64, or None for an unlabeled folder
     classes: list[str]
     files: list[Path]
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return self.raw.shape[0]
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+        return tuple(self.raw.shape[1:])  # type: ignore[return-value]
+
+    @cached_property
+    def images(self) -> torch.Tensor:
+        """All images as float32 in [-1, 1] (N, C, H, W)."""
+        return to_float(self.raw)
+
+    def take(self, idx: np.ndarray) -> torch.Tensor:
+        """Only the selected images as float32, so a device holds just its partition."""
+        return to_float(self.raw[np.asarray(idx)])
+
 
     def fingerprint(self) -> str:
         """Identifies the data by its files' content (for caches keyed on data)."""
@@ -68,6 +79,10 @@ class Dataset:
             h.update(f.name.encode())
             h.update(_md5(f).encode())
         return h.hexdigest()[:16]
+
+
+def to_float(raw: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(raw.astype(np.float32) / 127.5 - 1.0)
 
 
 def cache_dir() -> Path:
@@ -145,8 +160,7 @@ def load_idx_dataset(name: str, split: str = "train", data_dir: str | Path | Non
                             f"file); replace it with the standard {name} file")
     images = _parse_idx(folder / img_file)
     labels = _parse_idx(folder / lab_file)
-    x = torch.from_numpy(images.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)
-    return Dataset(name, x, torch.from_numpy(labels.astype(np.int64)),
+    return Dataset(name, images[:, None], torch.from_numpy(labels.astype(np.int64)),
                    [str(i) for i in range(10)], [folder / img_file, folder / lab_file])
 
 
@@ -174,13 +188,12 @@ def load_image_folder(path: str | Path, size: int, channels: int) -> Dataset:
         s = min(w, h)
         img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
         img = img.resize((size, size), Image.BICUBIC)
-        a = np.asarray(img, dtype=np.float32).reshape(size, size, channels)
+        a = np.asarray(img, dtype=np.uint8).reshape(size, size, channels)
         arrays.append(a.transpose(2, 0, 1))
         if labelled:
             labels.append(classes.index(p.relative_to(root).parts[0]))
-    x = torch.from_numpy(np.stack(arrays) / 127.5 - 1.0).float()
     y = torch.tensor(labels, dtype=torch.int64) if labelled else None
-    return Dataset(root.name, x, y, classes, files)
+    return Dataset(root.name, np.stack(arrays), y, classes, files)
 
 
 def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = None,

@@ -75,7 +75,7 @@ def _worker(cfg, pid: int, data_dir: str | None, state: RecordDict):
             cfg.data_dir = data_dir
         data = load_train(cfg, gen)
         idx = client_indices(cfg, data)[pid]
-        stats = client_stats(cfg, fm, data.images[torch.from_numpy(idx)], pid)
+        stats = client_stats(cfg, fm, data.take(idx), pid)
         from flwr.app import ConfigRecord
 
         state.array_records["stats"] = ArrayRecord({"mean": Array(stats.mean.numpy())})

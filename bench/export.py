@@ -24,11 +24,12 @@ from prism_edge.masked import layer_sizes, set_flat_mask
 from . import report
 
 RSS_PROBE = """
-import resource, sys
+import sys
+from prism_edge.memory import peak_rss_mb
 from device_client.generate import OnnxGenerator
 g = OnnxGenerator(sys.argv[1], threads=1)
 g.generate(1, 0)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(peak_rss_mb())
 """
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import resource
 import sys
 from pathlib import Path
+
+from prism_edge.memory import peak_rss_mb  # noqa: F401  (re-exported for benchmarks)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -40,8 +41,6 @@ def versions() -> str:
     return ", ".join(parts)
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def table(headers: list[str], rows: list[list]) -> str:

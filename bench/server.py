@@ -14,7 +14,8 @@ import sys
 from . import report
 
 PROBE = """
-import json, resource, sys, time
+import json, sys, time
+from prism_edge.memory import peak_rss_mb
 import numpy as np
 from prism_edge import server as srv
 from prism_edge.architectures import build_generator
@@ -35,7 +36,7 @@ state = srv.init_state(n, cfg)
 t = time.perf_counter()
 res = srv.aggregate(state, uploads, cfg, np.random.default_rng(1))
 dt = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = peak_rss_mb()
 print(json.dumps({"n": n, "k": k, "seconds": dt, "peak_mb": peak, "uploads_mb": held - base,
                   "accepted": len(res.accepted)}))
 """

@@ -63,7 +63,7 @@ def check_dp_options(features: str, delta: float, smallest_client: int) -> None:
 
 
 @torch.no_grad()
-def clipped_sum(fm: FeatureMap, images: torch.Tensor, clip: float, batch: int = 1000
+def clipped_sum(fm: FeatureMap, images: torch.Tensor, clip: float, batch: int = 200
                 ) -> torch.Tensor:
     """Sum of per-example feature vectors, each scaled to L2 norm at most ``clip``."""
     total = None

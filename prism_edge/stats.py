@@ -24,7 +24,7 @@ class DataStats:
 
 
 @torch.no_grad()
-def compute_stats(fm: FeatureMap, images: torch.Tensor, batch: int = 1000) -> DataStats:
+def compute_stats(fm: FeatureMap, images: torch.Tensor, batch: int = 200) -> DataStats:
     total = None
     for i in range(0, len(images), batch):
         s = fm(images[i:i + batch]).sum(0)

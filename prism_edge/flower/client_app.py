@@ -20,6 +20,7 @@ from ..architectures import build_generator
 from ..client import client_update, derive_seed
 from ..clientdata import client_indices, client_stats, feature_map, load_train
 from ..masked import masked_layers
+from ..memory import peak_rss_mb
 from ..server import downlink_scores
 from ..stats import DataStats
 from .common import (
@@ -37,8 +38,6 @@ app = ClientApp()
 _CACHE: dict = {}
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def apply_caps(node_config: dict) -> dict:

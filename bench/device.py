@@ -1,0 +1,120 @@
+"""Device budget for the default architecture: local-step and round time, peak RSS while training
+and while generating, installed size of the device's dependencies.
+
+Run: python -m bench.device [--quick]
+Each measurement runs in a fresh process, as a device would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from . import report
+
+TRAIN = """
+import json, sys, time
+from prism_edge.memory import peak_rss_mb
+import torch
+threads, steps = int(sys.argv[1]), int(sys.argv[2])
+torch.set_num_threads(threads)
+from prism_edge.architectures import build_generator
+from prism_edge.client import client_update
+from prism_edge.clientdata import client_indices, client_stats, feature_map, load_train
+from prism_edge.config import ClientConfig, RunConfig
+cfg = RunConfig(clients=10, split="shards:4", client=ClientConfig(local_steps=steps))
+gen = build_generator(cfg.arch, cfg.seed)
+data = load_train(cfg, gen)
+idx = client_indices(cfg, data)[0]
+fm = feature_map(cfg, gen)
+stats = client_stats(cfg, fm, data.take(idx), 0)
+del data
+t = time.perf_counter()
+res = client_update(gen, fm, stats, torch.zeros(gen.num_masked), cfg.client, None, 1)
+dt = time.perf_counter() - t
+print(json.dumps({"round_s": dt, "step_s": dt / steps,
+                  "peak_mb": peak_rss_mb()}))
+"""
+
+GENERATE = """
+import json, sys, time
+from prism_edge.memory import peak_rss_mb
+from device_client.generate import OnnxGenerator
+g = OnnxGenerator(sys.argv[1], threads=int(sys.argv[2]))
+t = time.perf_counter()
+g.generate(1, 0)
+print(json.dumps({"gen_s": time.perf_counter() - t,
+                  "peak_mb": peak_rss_mb()}))
+"""
+
+
+def package_mb(name: str) -> float:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        return 0.0
+    root = Path(spec.origin).parent
+    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20
+
+
+def probe(code: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="20 local steps instead of 100")
+    args = ap.parse_args()
+    steps = 20 if args.quick else 100
+    import tempfile
+
+    import numpy as np
+
+    from exporters.onnx_export import export
+    from prism_edge.architectures import build_generator
+    from prism_edge.bitsfile import write_bits
+    from prism_edge.masked import layer_sizes
+
+    gen = build_generator("mnist-small", 42)
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        bits, model = Path(d) / "m.bits", Path(d) / "g.onnx"
+        write_bits(bits, (np.arange(gen.num_masked) % 2).astype(np.uint8), gen.describe(),
+                   layer_sizes(gen), 42)
+        export(bits, 42, model)
+        for threads in (1, 2):
+            tr = probe(TRAIN, str(threads), str(steps))
+            ge = probe(GENERATE, str(model), str(threads))
+            rows.append([threads, round(tr["step_s"], 3), round(tr["round_s"], 1),
+                         round(tr["peak_mb"]), "yes" if tr["peak_mb"] <= 400 else "no",
+                         round(1000 * ge["gen_s"], 1), round(ge["peak_mb"]),
+                         "yes" if ge["peak_mb"] <= 150 else "no"])
+    sizes = {n: package_mb(n) for n in ("onnxruntime", "numpy", "torch", "flwr")}
+    gen_deps = sizes["onnxruntime"] + sizes["numpy"]
+    train_deps = gen_deps + sizes["torch"] + sizes["flwr"]
+    step1 = rows[0][1]
+    notes = (
+        f"mnist-small ({gen.num_masked:,} masked weights), one client of 10 (shards:4, about 6,000 "
+        f"MNIST images), batch 64, {steps} local steps per round, 8,192 RFF features. Training "
+        f"process: the client update of the ClientApp without Flower's own processes. "
+        f"Installed size (site-packages): generation needs onnxruntime + numpy = {gen_deps:.0f} MB; "
+        f"training adds torch ({sizes['torch']:.0f} MB) and flwr ({sizes['flwr']:.0f} MB), "
+        f"{train_deps:.0f} MB in all.\n\n"
+        f"**Raspberry Pi 4, by extrapolation only (not measured):** its Cortex-A72 cores run "
+        f"float32 convolutions roughly 5-10x slower per core than this x86 server core, so one "
+        f"local step would take about {5 * step1:.1f}-{10 * step1:.1f} s with 1 thread and a "
+        f"100-step round about {500 * step1 / 60:.0f}-{1000 * step1 / 60:.0f} minutes; memory does "
+        f"not scale with speed, so the RSS figures above should hold within the Pi's 1-4 GB.")
+    report.write("device", "Device budget (default architecture)",
+                 report.table(["threads", "s per local step", "s per round", "train peak RSS MB",
+                               "<= 400 MB (goal)", "generate 1 image ms", "generate peak RSS MB",
+                               "<= 150 MB (goal)"], rows), notes)
+
+
+if __name__ == "__main__":
+    main()

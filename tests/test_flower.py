@@ -9,8 +9,7 @@ import pytest
 from device_client.generate import OnnxGenerator
 from exporters.onnx_export import export
 from prism_edge.bitsfile import read_bits
-
-from .flower_harness import Deployment
+from prism_edge.flower.loopback import Deployment
 
 FAST = "local-steps=3 batch=8 n-features=128"
 

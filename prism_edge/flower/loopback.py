@@ -1,4 +1,5 @@
-"""A real Flower deployment on 127.0.0.1 for tests: one SuperLink, N SuperNodes, `flwr run`."""
+"""A real Flower deployment on 127.0.0.1 (tests, benchmarks): one SuperLink, N SuperNodes on free
+ports, `flwr run` of this project. Every process is started in its own session and can be killed."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 

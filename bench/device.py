@@ -66,10 +66,11 @@ def probe(code: str, *args: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[list]:
+    """Run, write the table, return goal rows [benchmark, measure, value, goal, met]."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="20 local steps instead of 100")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     steps = 20 if args.quick else 100
     import tempfile
 
@@ -114,6 +115,9 @@ def main() -> None:
                  report.table(["threads", "s per local step", "s per round", "train peak RSS MB",
                                "<= 400 MB (goal)", "generate 1 image ms", "generate peak RSS MB",
                                "<= 150 MB (goal)"], rows), notes)
+    return [g for r in rows for g in (
+        ["device", f"train peak RSS, {r[0]} thread(s)", f"{r[3]} MB", "<= 400 MB", r[4]],
+        ["device", f"generate peak RSS, {r[0]} thread(s)", f"{r[6]} MB", "<= 150 MB", r[7]])]
 
 
 if __name__ == "__main__":

@@ -74,10 +74,11 @@ def bench_arch(name: str, tmp: Path, repeats: int) -> list:
     return row
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[list]:
+    """Run, write the table, return goal rows [benchmark, measure, value, goal, met]."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     repeats = 5 if args.quick else 20
     with tempfile.TemporaryDirectory() as d:
         rows = [bench_arch(name, Path(d), repeats) for name in ARCHITECTURES]
@@ -92,6 +93,15 @@ def main() -> None:
                  "run. ratio = onnxruntime / torch (goal for n=1: <= 0.5). Peak RSS from a fresh "
                  "process that imports only onnxruntime + numpy, loads the model and generates "
                  "one image.")
+    goals = []
+    for r in rows:
+        n = int(r[1].replace(",", ""))
+        size = int(r[2].replace(",", ""))
+        goals.append(["export", f"{r[0]} ONNX bytes", f"{size:,}", f"<= {1.03 * n / 8 + 32768:,.0f}",
+                      "yes" if size <= 1.03 * n / 8 + 32768 else "no"])
+        goals.append(["export", f"{r[0]} ort/torch latency, 1 image, 1 thread", r[7], "<= 0.5",
+                      "yes" if r[7] <= 0.5 else "no"])
+    return goals
 
 
 if __name__ == "__main__":

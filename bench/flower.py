@@ -20,11 +20,12 @@ from prism_edge.flower.loopback import Deployment
 from . import report
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[list]:
+    """Run, write the table, return goal rows [benchmark, measure, value, goal, met]."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="2 rounds of 5 local steps")
     ap.add_argument("--data-dir", default=os.environ.get("PRISM_EDGE_DATA", "../shared/data"))
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     rounds, steps = (2, 5) if args.quick else (3, 50)
     with tempfile.TemporaryDirectory() as d:
         dep = Deployment(Path(d), Path(args.data_dir).resolve())
@@ -61,6 +62,10 @@ def main() -> None:
                                "uplink bits/weight", "downlink bits/weight",
                                "uplink / (weights/8)", "uplink / fp32 weights", "client peak RSS MB"],
                               rows), notes)
+    worst = max(float(r[6]) for r in rows)
+    return [["flower", "uplink bytes / (masked weights / 8), worst client-round", f"{worst:.4f}",
+             "~1 (1 bit/weight)", "yes" if worst <= 1.01 else "no"],
+            ["flower", "mean round wall time", f"{np.mean(walls):.1f} s", "-", "-"]]
 
 
 if __name__ == "__main__":

@@ -33,10 +33,11 @@ def supernode_command(superlink: str, partition_id: int, data_dir: str | None, t
 
 
 def join(superlink: str, partition_id: int, data_dir: str | None, threads: int | None,
-         max_memory_mb: int | None, port: int, root_certificates: str | None) -> None:
+         max_memory_mb: int | None, port: int, root_certificates: str | None,
+         extra_config: str = "") -> None:
     """Replace this process with the SuperNode (it runs until stopped)."""
     cmd = supernode_command(superlink, partition_id, data_dir, threads, max_memory_mb, port,
-                            root_certificates)
+                            root_certificates, extra_config)
     env = dict(os.environ)
     # the node spawns flower-superexec / flwr-clientapp: they must be on PATH
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")

@@ -221,10 +221,14 @@ def evaluate_cmd(model, seed, dataset, data_dir, num_samples, latent_seed, json_
     from .samplers import open_sampler
 
     sampler, nz, meta = open_sampler(model, seed)
-    train = load_dataset(dataset, "train", data_dir)
-    test = load_dataset(dataset, "test", data_dir)
-    ref = Reference(train, test, min(num_samples, len(test)))
     images = sample(sampler, nz, num_samples, latent_seed)
+    shape = dict(size=images.shape[-1], channels=images.shape[1])
+    train = load_dataset(dataset, "train", data_dir, **shape)
+    test = load_dataset(dataset, "test", data_dir, **shape)
+    if train.shape != images.shape[1:]:
+        raise PrismError(f"the model makes {images.shape[1:]} images but {dataset} holds "
+                         f"{train.shape}; evaluate against a dataset of the model's size")
+    ref = Reference(train, test, min(num_samples, len(test)))
     result = ref.score(images)
     result.update({"model": str(model), "dataset": dataset, "meta": meta})
     click.echo(format_table(result))
@@ -303,12 +307,15 @@ def device_group() -> None:
               help="Local port of the SuperNode's runtime API.")
 @click.option("--root-certificates", type=click.Path(dir_okay=False), default=None,
               help="CA certificate (PEM) for TLS to the SuperLink; without it: insecure.")
+@click.option("--node-config", "extra", default="",
+              help="Extra key=value pairs appended to the SuperNode's node config (advanced).")
 def device_join_cmd(superlink, partition_id, data_dir, threads, max_memory_mb, port,
-                    root_certificates) -> None:
+                    root_certificates, extra) -> None:
     """Start a Flower SuperNode that trains this device's masks (runs until stopped)."""
     from device_client.join import join
 
-    join(superlink, partition_id, data_dir, threads, max_memory_mb, port, root_certificates)
+    join(superlink, partition_id, data_dir, threads, max_memory_mb, port, root_certificates,
+         extra)
 
 
 @device_group.command("generate")

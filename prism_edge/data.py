@@ -170,9 +170,11 @@ def load_idx_dataset(name: str, split: str = "train", data_dir: str | Path | Non
                    [str(i) for i in range(10)], [folder / img_file, folder / lab_file])
 
 
-def load_image_folder(path: str | Path, size: int, channels: int) -> Dataset:
+def load_image_folder(path: str | Path, size: int, channels: int, split: str | None = None
+                      ) -> Dataset:
     """Every image under ``path``; labels are the first-level subfolder names when all images
-    sit in subfolders, else the set is unlabeled. Centre-cropped to square and resized."""
+    sit in subfolders, else the set is unlabeled. Centre-cropped to square and resized.
+    ``split``: "test" keeps every 6th image (in sorted order), "train" the others; None all."""
     from PIL import Image
 
     root = Path(path)
@@ -181,6 +183,8 @@ def load_image_folder(path: str | Path, size: int, channels: int) -> Dataset:
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise DataError(f"image folder {root} holds no PNG/JPEG images; add images or fix the path")
+    if split is not None and len(files) >= 12:
+        files = [f for i, f in enumerate(files) if (i % 6 == 5) == (split == "test")]
     labelled = all(p.parent != root for p in files)
     classes = sorted({p.relative_to(root).parts[0] for p in files}) if labelled else []
     mode = "L" if channels == 1 else "RGB"
@@ -208,7 +212,7 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
     if name in IDX_FILES:
         ds = load_idx_dataset(name, split, data_dir)
     else:
-        ds = load_image_folder(name, size, channels)
+        ds = load_image_folder(name, size, channels, split)
     if len(ds) == 0:
         raise DataError(f"dataset {name} is empty; set {ENV_DATA} or --data-dir to real data")
     return ds

@@ -83,3 +83,31 @@ def test_fid_of_identical_sets_is_zero_and_class_stats():
     s = class_stats(probs, 10)
     assert s["classes_covered"] == 2 and s["class_histogram"][3] == 0.5
     assert s["confident_fraction"] == 1.0
+
+
+def test_evaluate_cli_on_an_unlabeled_image_folder(tmp_path):
+    """Any image folder works: without labels the class metrics are skipped, FID still reads."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from prism_edge.architectures import build_generator
+    from prism_edge.bitsfile import write_bits
+    from prism_edge.masked import layer_sizes
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(120):
+        a = (rng.random((40, 40, 3)) * 60 + np.linspace(0, 190, 40)[None, :, None]).astype(np.uint8)
+        Image.fromarray(a).save(folder / f"{i:03d}.png")
+    gen = build_generator("cifar-small", 1)
+    mask = (rng.random(gen.num_masked) < 0.5).astype(np.uint8)
+    write_bits(tmp_path / "m.bits", mask, gen.describe(), layer_sizes(gen), 1)
+    r = subprocess.run([sys.executable, "-m", "prism_edge.cli", "evaluate", str(tmp_path / "m.bits"),
+                        "--seed", "1", "--dataset", str(folder), "-n", "100"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "FID-LeNet" in r.stdout and "classes covered" not in r.stdout
+    assert (tmp_path / "m.bits.eval.png").is_file()

@@ -42,6 +42,21 @@ class LeNet(nn.Module):
         return self.fc2(self.drop(self.features(x)))
 
 
+class RandomEmbedder(nn.Module):
+    """Features for an unlabeled dataset: a seeded random conv network (no classes)."""
+
+    n_classes = 0
+
+    def __init__(self, channels: int):
+        super().__init__()
+        from ..features import RandConv
+
+        self.net = RandConv(channels, seed=12345)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 def _key(ds: Dataset) -> str:
     return hashlib.sha256(f"{ds.fingerprint()}|{CODE_VERSION}".encode()).hexdigest()[:16]
 
@@ -78,8 +93,11 @@ def train_classifier(ds: Dataset, epochs: int = 3, batch: int = 128, seed: int =
     return model
 
 
-def get_classifier(ds: Dataset, progress: bool = True) -> LeNet:
-    """Load the cached classifier for this training set, or train and cache it."""
+def get_classifier(ds: Dataset, progress: bool = True) -> nn.Module:
+    """Load the cached classifier for this training set, or train and cache it. An unlabeled
+    set gets the seeded random feature network instead (no class metrics)."""
+    if ds.labels is None:
+        return RandomEmbedder(ds.shape[0]).eval()
     path = cache_dir() / "classifiers" / f"{ds.name.replace('/', '_')}-{_key(ds)}.pt"
     n_classes = int(ds.labels.max()) + 1 if ds.labels is not None else 0
     if path.is_file():
@@ -95,16 +113,17 @@ def get_classifier(ds: Dataset, progress: bool = True) -> LeNet:
 
 
 @torch.no_grad()
-def embed(model: LeNet, images: torch.Tensor | np.ndarray, batch: int = 1000
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """(features, class probabilities) for images in [-1, 1]."""
+def embed(model: nn.Module, images: torch.Tensor | np.ndarray, batch: int = 1000
+          ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(features, class probabilities or None) for images in [-1, 1]."""
     x = torch.as_tensor(np.asarray(images, np.float32)) if not torch.is_tensor(images) else images
     feats, probs = [], []
     for i in range(0, len(x), batch):
         f = model.features(x[i:i + batch].float())
         feats.append(f.numpy())
-        probs.append(F.softmax(model.fc2(f), dim=1).numpy())
-    return np.concatenate(feats).astype(np.float64), np.concatenate(probs)
+        if isinstance(model, LeNet):
+            probs.append(F.softmax(model.fc2(f), dim=1).numpy())
+    return np.concatenate(feats).astype(np.float64), np.concatenate(probs) if probs else None
 
 
 def accuracy(model: LeNet, ds: Dataset) -> float:

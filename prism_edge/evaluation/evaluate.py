@@ -41,7 +41,7 @@ class Reference:
         out["floor_ratio"] = out["fid"] / self.floor
         if with_prdc:
             out.update(metrics.prdc(self.test_feats, feats))
-        if self.n_classes:
+        if self.n_classes and probs is not None:
             out.update(metrics.class_stats(probs, self.n_classes))
         return out
 

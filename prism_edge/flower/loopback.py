@@ -52,11 +52,11 @@ class Deployment:
         self.wait_port(self.port)
 
     def start_node(self, pid: int, extra: str = "") -> str:
-        cfg = f"partition-id={pid} threads=1" + (f" {extra}" if extra else "")
+        """A device: `prism-edge device join` (which execs flower-supernode)."""
         name = f"node{pid}"
-        self._spawn(name, [str(BIN / "flower-supernode"), "--insecure", "--superlink",
-                           f"127.0.0.1:{self.port}", "--port", str(free_port()),
-                           "--node-config", cfg])
+        self._spawn(name, [str(BIN / "prism-edge"), "device", "join", "--superlink",
+                           f"127.0.0.1:{self.port}", "--partition-id", str(pid), "--threads", "1",
+                           "--port", str(free_port()), "--node-config", extra])
         return name
 
     def wait_port(self, port: int, timeout: float = 60) -> None:

@@ -2,6 +2,7 @@
 
     python -m bench.quality federated [--rounds R] [--local-steps L] [--variants a,b]
     python -m bench.quality screen [--steps S] [--variants a,b]
+    python -m bench.quality privacy [--rounds R] [--local-steps L]
 
 ``federated`` trains MNIST with 10 clients on ``shards:4`` (PRISM, no-MADA, dense FedAvg,
 centralized) and Fashion-MNIST, evaluates each exported single mask with FID-LeNet (10,000
@@ -114,6 +115,42 @@ def federated(args) -> None:
                  f"weights), {args.n} samples against the test split.\n\nReproduce:\n{cmds}")
 
 
+def privacy(args) -> None:
+    """No DP vs epsilon 10 vs epsilon 1 (delta 1e-5), MNIST shards:4, 10 clients."""
+    torch.set_num_threads(args.threads)
+    base = dict(dataset="mnist", data_dir=args.data_dir, clients=10, rounds=args.rounds,
+                split="shards:4", sample_every=0)
+    variants = {"no-dp": None, "eps-10": 10.0, "eps-1": 1.0}
+    ref = Reference(load_dataset("mnist", "train", args.data_dir),
+                    load_dataset("mnist", "test", args.data_dir), args.n)
+    OUT.mkdir(parents=True, exist_ok=True)
+    rows, fids = [], {}
+    for name, eps in variants.items():
+        cfg = RunConfig(**base, dp_epsilon=eps, client=ClientConfig(local_steps=args.local_steps))
+        out = RUNS / f"privacy-{name}"
+        t = time.time()
+        summary = run(cfg, out, progress=False)
+        images = sample(torch_sampler(out / "final.bits", cfg.seed)[0], 64, args.n, progress=False)
+        r = ref.score(images)
+        fids[name] = r["fid"]
+        save_grid(images[:64], OUT / f"privacy-{name}.png", nrow=8)
+        eps_flag = f" --dp-epsilon {eps} --dp-delta 1e-5" if eps else ""
+        rows.append([name, summary["privacy"], round((time.time() - t) / 60, 1), round(r["fid"], 1),
+                     round(r["floor_ratio"], 1), r["classes_covered"],
+                     f"{r['confident_fraction']:.0%}", round(r["coverage"], 3),
+                     f"![](quality/privacy-{name}.png)",
+                     f"`prism-edge train --clients 10 --split shards:4 --rounds {args.rounds} "
+                     f"--local-steps {args.local_steps}{eps_flag}`"])
+        print(rows[-1], flush=True)
+    ratio = fids["eps-1"] / fids["no-dp"]
+    report.write("privacy", "Differential privacy vs quality (MNIST, 10 clients, shards:4)",
+                 report.table(["variant", "guarantee", "minutes", "FID-LeNet", "ratio to floor",
+                               "classes covered", "conf >= 0.9", "coverage", "grid", "command"],
+                              rows),
+                 f"{args.n} samples of the exported single mask. FID at epsilon 1 / no DP = "
+                 f"{ratio:.2f} (goal <= 1.5: {'met' if ratio <= 1.5 else 'not met'}).")
+
+
 SCREEN = {
     "rff-unbiased": {},
     "rff-biased-mmd": {"mmd": "biased"},
@@ -194,8 +231,14 @@ def main() -> None:
     s.add_argument("--steps", type=int, default=1500)
     s.add_argument("--variants", default="")
     s.add_argument("--data-dir", default=None)
+    pv = sub.add_parser("privacy")
+    pv.add_argument("--rounds", type=int, default=6)
+    pv.add_argument("--local-steps", type=int, default=30)
+    pv.add_argument("--threads", type=int, default=1)
+    pv.add_argument("-n", type=int, default=10000)
+    pv.add_argument("--data-dir", default=None)
     args = ap.parse_args()
-    federated(args) if args.what == "federated" else screen(args)
+    {"federated": federated, "screen": screen, "privacy": privacy}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -78,8 +78,8 @@ def federated(args) -> None:
     variants = federated_variants(args.rounds, args.local_steps, data_dir)
     chosen = args.variants.split(",") if args.variants else list(variants)
     OUT.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
     refs: dict[str, Reference] = {}
-    rows = []
     for name in chosen:
         cfg = variants[name]
         out = RUNS / name
@@ -97,14 +97,22 @@ def federated(args) -> None:
                             progress=False)
             r = ref.score(images)
         save_grid(images[:64], OUT / f"{name}.png", nrow=8)
-        rows.append({"name": name, "cmd": cli_of(cfg, str(out)), "minutes": round(minutes, 1), **r})
-        print(json.dumps(rows[-1]), flush=True)
-        (OUT / "federated.jsonl").open("a").write(json.dumps(rows[-1]) + "\n")
+        row = {"name": name, "cmd": cli_of(cfg, str(out)), "minutes": round(minutes, 1),
+               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **r}
+        print(json.dumps(row), flush=True)
+        with (OUT / "federated.jsonl").open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        write_federated_table(args.n)
+
+
+def write_federated_table(n: int) -> None:
+    """The table of every federated variant measured so far (one row per bench run of it)."""
+    rows = [json.loads(x) for x in (OUT / "federated.jsonl").read_text().splitlines()]
     table = report.table(
-        ["variant", "minutes", "FID-LeNet", "floor", "ratio (goal <= 6, fashion <= 8)",
+        ["variant", "measured", "minutes", "FID-LeNet", "floor", "ratio (goal <= 6, fashion <= 8)",
          "conf >= 0.9 (goal >= 80%)", "class share min-max (goal 5-15%)", "coverage", "recall",
          "grid"],
-        [[r["name"], r["minutes"], round(r["fid"], 1), round(r["fid_floor"], 2),
+        [[r["name"], r.get("date", ""), r["minutes"], round(r["fid"], 1), round(r["fid_floor"], 2),
           round(r["floor_ratio"], 1), f"{r.get('confident_fraction', 0):.0%}",
           f"{r.get('min_class_share', 0):.1%}-{r.get('max_class_share', 0):.1%}",
           round(r["coverage"], 3), round(r["recall"], 3), f"![](quality/{r['name']}.png)"]
@@ -112,7 +120,9 @@ def federated(args) -> None:
     cmds = "\n".join(f"- {r['name']}: `{r['cmd']}`" for r in rows)
     report.write("quality", "Federated PRISM quality (MNIST, 10 clients, shards:4)", table,
                  f"Evaluated on the exported single mask (threshold p > 0.5; dense: fp32 "
-                 f"weights), {args.n} samples against the test split.\n\nReproduce:\n{cmds}")
+                 f"weights), {n} samples against the test split. Rows are appended to "
+                 f"bench/results/quality/federated.jsonl by each `python -m bench.quality "
+                 f"federated` run, with the time it was measured.\n\nReproduce:\n{cmds}")
 
 
 def privacy(args) -> None:
@@ -225,6 +235,7 @@ def main() -> None:
     f.add_argument("--rounds", type=int, default=10)
     f.add_argument("--local-steps", type=int, default=50)
     f.add_argument("--variants", default="")
+    f.add_argument("--threads", type=int, default=1)
     f.add_argument("-n", type=int, default=10000)
     f.add_argument("--data-dir", default=None)
     s = sub.add_parser("screen")

@@ -140,7 +140,8 @@ def inspect_cmd(file: str, as_json: bool) -> None:
               help="Architecture (see `prism-edge archs`).")
 @click.option("--seed", type=int, default=42, show_default=True, help=SEED_HELP)
 @click.option("--features", default="rff", show_default=True,
-              help="Feature map of the MMD loss: rff | randconv | rff+randconv | encoder:PATH.")
+              help="Feature map of the MMD loss: rff | patch | randconv | rff+patch | rff+randconv "
+                   "| encoder:PATH (TorchScript).")
 @click.option("--n-features", type=click.IntRange(16), default=8192, show_default=True,
               help="Feature dimension D of the loss.")
 @click.option("--estimator", type=click.Choice(["ste", "paper"]), default="ste",

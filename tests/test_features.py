@@ -1,0 +1,41 @@
+import pytest
+import torch
+
+from prism_edge.errors import PrismError
+from prism_edge.features import FEATURE_KINDS, make_feature_map
+from prism_edge.stats import DataStats, compute_stats, mmd_loss
+
+
+@pytest.mark.parametrize("kind", FEATURE_KINDS)
+def test_feature_maps_are_seeded_and_differentiable(kind):
+    a = make_feature_map(kind, (1, 28, 28), seed=3, n_features=512)
+    b = make_feature_map(kind, (1, 28, 28), seed=3, n_features=512)
+    x = (torch.rand(4, 1, 28, 28) * 2 - 1).requires_grad_()
+    fa = a(x)
+    assert torch.equal(fa, b(x)) and fa.ndim == 2
+    fa.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_user_encoder_file(tmp_path):
+    enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 16), torch.nn.Tanh())
+    path = tmp_path / "enc.pt"
+    torch.jit.script(enc).save(str(path))
+    fm = make_feature_map(f"encoder:{path}", (1, 28, 28))
+    assert fm(torch.zeros(2, 1, 28, 28)).shape == (2, 16)
+    with pytest.raises(PrismError, match="TorchScript"):
+        make_feature_map(f"encoder:{tmp_path / 'missing.pt'}", (1, 28, 28))
+    with pytest.raises(PrismError, match="unknown feature map"):
+        make_feature_map("vgg", (1, 28, 28))
+
+
+def test_unbiased_mmd_is_near_zero_for_data_and_larger_for_noise():
+    fm = make_feature_map("rff", (1, 28, 28), 0, 2048)
+    g = torch.Generator().manual_seed(0)
+    data = torch.rand(2000, 1, 28, 28, generator=g) * 0.2 - 1  # dark images
+    stats = compute_stats(fm, data)
+    same = mmd_loss(fm(torch.rand(64, 1, 28, 28, generator=g) * 0.2 - 1), stats)
+    other = mmd_loss(fm(torch.rand(64, 1, 28, 28, generator=g) * 2 - 1), stats)
+    assert abs(float(same)) < 0.2 * float(other)
+    with pytest.raises(ValueError):
+        mmd_loss(fm(data[:4]), DataStats(stats.mean, 1), "nope")

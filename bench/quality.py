@@ -39,7 +39,7 @@ RUNS = Path("runs/bench-quality")
 
 def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[str, RunConfig]:
     def cfg(**kw) -> RunConfig:
-        client = ClientConfig(local_steps=steps, **kw.pop("client", {}))
+        client = ClientConfig(**{"local_steps": steps, **kw.pop("client", {})})
         server = ServerConfig(**kw.pop("server", {}))
         base = dict(dataset="mnist", data_dir=data_dir, clients=10, rounds=rounds, split="shards:4",
                     sample_every=0)
@@ -50,7 +50,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "prism-mada": cfg(),
         "prism-no-mada": cfg(server={"mada": False}),
         "dense-fedavg": cfg(mode="dense", client={"lr": 1e-3}),
-        "centralized": cfg(clients=1, split="iid"),
+        # one client doing the local steps of all ten: the same number of generator updates
+        "centralized": cfg(clients=1, split="iid", client={"local_steps": steps * 10}),
         "prism-fashion": cfg(dataset="fashion-mnist"),
     }
 

@@ -94,6 +94,7 @@ class PrismStrategy(Strategy):
                     self.epsilons.append(float(m["epsilon"]))
                 per_client[str(nid)] = {"sent": up_bytes, "received": self.sent.get(nid, 0),
                                         "peak_rss_mb": float(m.get("peak_rss_mb", 0.0)),
+                                        "train_seconds": float(m.get("seconds", 0.0)),
                                         "partition": int(m.get("partition_id", -1))}
             except (KeyError, TypeError, ValueError) as exc:
                 uploads[str(nid)] = f"malformed reply ({exc})"

@@ -43,4 +43,7 @@ def join(superlink: str, partition_id: int, data_dir: str | None, threads: int |
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
+    if env.get("PRISM_EDGE_DATA"):
+        # the ClientApp runs elsewhere than this shell's directory: pass an absolute path
+        env["PRISM_EDGE_DATA"] = str(Path(env["PRISM_EDGE_DATA"]).resolve())
     os.execve(cmd[0], cmd, env)

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def data_dir() -> Path:
     env = os.environ.get("PRISM_EDGE_DATA")
-    return Path(env) if env else (REPO.parent / "shared" / "data")
+    return (Path(env) if env else (REPO.parent / "shared" / "data")).resolve()
 
 
 @pytest.fixture(scope="session")

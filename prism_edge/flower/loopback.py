@@ -23,7 +23,7 @@ def free_port() -> int:
 
 class Deployment:
     def __init__(self, tmp: Path, data_dir: Path):
-        self.tmp, self.data_dir = tmp, data_dir
+        self.tmp, self.data_dir = tmp, Path(data_dir).resolve()
         self.home = tmp / "flwr-home"
         self.home.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen] = {}

@@ -15,9 +15,12 @@ from . import comm, device, export, flower, profile_step, quickstart, report, se
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="smaller runs; under 3 minutes")
+    ap.add_argument("--quick", action="store_true",
+                    help="smaller runs, under 3 minutes; results go to bench/results/quick/")
     args = ap.parse_args()
     q = ["--quick"] if args.quick else []
+    if args.quick:  # quick figures never overwrite the full ones
+        report.RESULTS = report.RESULTS / "quick"
     t0 = time.time()
     goals: list[list] = []
     steps = [("seeded", lambda: seeded.main([])), ("export", lambda: export.main(q)),

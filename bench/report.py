@@ -8,8 +8,6 @@ import platform
 import sys
 from pathlib import Path
 
-from prism_edge.memory import peak_rss_mb  # noqa: F401  (re-exported for benchmarks)
-
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -57,18 +57,19 @@ def main(argv: list[str] | None = None) -> list[list]:
         goal = "yes" if k != 100 or r["seconds"] <= 1.0 else "no"
         rows.append([k, f"{r['n']:,}", round(r["seconds"], 3), round(1000 * r["seconds"] / k, 2),
                      round(r["peak_mb"]), round(r["uploads_mb"]), goal])
-    # growth from the smallest to the largest K, relative to K's growth (1.0 = linear)
-    linear = (per_client[-1] * ks[-1]) / (per_client[0] * ks[0]) / (ks[-1] / ks[0])
+    # growth between the two largest K relative to K's growth (1.0 = linear); the smallest K is
+    # dominated by fixed costs and noise
+    linear = (per_client[-1] * ks[-1]) / (per_client[-2] * ks[-2]) / (ks[-1] / ks[-2])
     report.write("server", "Server aggregation scaling (paper-resnet)",
                  report.table(["K clients", "masked weights", "seconds", "ms per client",
                                "peak RSS MB", "of which uploads held MB", "<= 1 s at K=100 (goal)"],
                               rows),
                  f"Unpack + integer count + clip + logit + MADA (two mask samples), one process per "
-                 f"K. Time grows {linear:.2f}x as fast as K from K={ks[0]} to K={ks[-1]} (1.0 = linear; "
-                 f"below 1: fixed costs dominate small K).")
+                 f"K. Time grows {linear:.2f}x as fast as K from K={ks[-2]} to K={ks[-1]} (1.0 = "
+                 f"linear).")
     r100 = next(r for r in rows if r[0] == 100)
     return [["server", "aggregate K=100 paper-resnet masks", f"{r100[2]} s", "<= 1 s", r100[6]],
-            ["server", f"time growth / K growth, K={ks[0]}..{ks[-1]}", f"{linear:.2f}",
+            ["server", f"time growth / K growth, K={ks[-2]}..{ks[-1]}", f"{linear:.2f}",
              "<= 1 (linear)", "yes" if linear <= 1.1 else "no"]]
 
 

@@ -97,8 +97,16 @@ class _Builder:
     # -- modules -------------------------------------------------------------------------------
     def module(self, m: nn.Module, x: str) -> str:
         if isinstance(m, nn.Sequential):
-            for child in m:
-                x = self.module(child, x)
+            children = list(m)
+            i = 0
+            while i < len(children):
+                nxt = children[i + 1] if i + 1 < len(children) else None
+                if isinstance(children[i], Up2) and isinstance(nxt, MaskedConv2d) and nxt.stride == 1:
+                    x = self.up2_conv(nxt, x)
+                    i += 2
+                else:
+                    x = self.module(children[i], x)
+                    i += 1
             return x
         if isinstance(m, MaskedLinear):
             wt = self.op("Transpose", [self.weight(m)], perm=[1, 0])
@@ -126,6 +134,40 @@ class _Builder:
         if isinstance(m, ResBlock):
             return self.op("Add", [self.module(m.main, x), self.module(m.shortcut, x)])
         raise TypeError(f"the ONNX exporter does not know module {type(m).__name__}")
+
+    def up2_conv(self, m: MaskedConv2d, x: str) -> str:
+        """Nearest 2x upsampling then a stride-1 conv, computed without the upsampled tensor.
+
+        A 1x1 conv commutes with the upsampling, so it runs on the small input. A 3x3 conv (pad 1)
+        on a nearest-upsampled image is, for each of the four output phases (row parity a, column
+        parity b), a 2x2 conv on the input whose taps are sums of the 3x3 taps; DepthToSpace then
+        interleaves the phases. Same function, 16 instead of 36 multiply-adds per input pixel.
+        """
+        k = m.shape[-1]
+        if k == 1 and m.padding == 0:
+            return self.module(Up2(), self.module(m, x))
+        if k != 3 or m.padding != 1:
+            return self.module(m, self.module(Up2(), x))
+        cout, cin = m.shape[0], m.shape[1]
+        w9 = self.op("Reshape", [self.weight(m), self.const(np.array([cout, cin, 9], np.int64))])
+        # taps of the 3-tap kernel that land on input offset 0 / 1, for phase 0 and phase 1
+        groups = {0: ({0}, {1, 2}), 1: ({0, 1}, {2})}
+        phases = []
+        for a in (0, 1):
+            for b in (0, 1):
+                comb = np.zeros((9, 4), np.float32)
+                for p, rows in enumerate(groups[a]):
+                    for q, cols in enumerate(groups[b]):
+                        for dy in rows:
+                            for dx in cols:
+                                comb[dy * 3 + dx, p * 2 + q] = 1.0
+                kab = self.op("Reshape", [self.op("MatMul", [w9, self.const(comb)]),
+                                          self.const(np.array([cout, cin, 2, 2], np.int64))])
+                phases.append(self.op("Conv", [x, kab], kernel_shape=[2, 2],
+                                      pads=[1 - a, 1 - b, a, b]))
+        # DCR order: channel (a * 2 + b) * cout + c goes to pixel (2i + a, 2j + b)
+        return self.op("DepthToSpace", [self.op("Concat", phases, axis=1)], blocksize=2,
+                       mode="DCR")
 
     def group_norm(self, x: str, groups: int, eps: float) -> str:
         # (N, C, H, W) -> (N, G, C/G*H*W): InstanceNormalization over that is exactly group norm,

@@ -18,21 +18,22 @@ from . import report
 
 TRAIN = """
 import json, sys, time
-from prism_edge.memory import peak_rss_mb
+from prism_edge.memory import lean_malloc, peak_rss_mb
+lean_malloc()  # as the ClientApp does
+if sys.argv[3] == "flower":  # what the real ClientApp process has loaded before it trains
+    from flwr.supernode.cli import flwr_clientapp  # noqa: F401
+    import prism_edge.flower.client_app  # noqa: F401
 import torch
 threads, steps = int(sys.argv[1]), int(sys.argv[2])
 torch.set_num_threads(threads)
 from prism_edge.architectures import build_generator
 from prism_edge.client import client_update
-from prism_edge.clientdata import client_indices, client_stats, feature_map, load_train
+from prism_edge.clientdata import feature_map, one_client_stats
 from prism_edge.config import ClientConfig, RunConfig
 cfg = RunConfig(clients=10, split="shards:4", client=ClientConfig(local_steps=steps))
 gen = build_generator(cfg.arch, cfg.seed)
-data = load_train(cfg, gen)
-idx = client_indices(cfg, data)[0]
 fm = feature_map(cfg, gen)
-stats = client_stats(cfg, fm, data.take(idx), 0)
-del data
+stats = one_client_stats(cfg, gen, fm, 0)
 t = time.perf_counter()
 res = client_update(gen, fm, stats, torch.zeros(gen.num_masked), cfg.client, None, 1)
 dt = time.perf_counter() - t
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> list[list]:
         f"**Raspberry Pi 4, by extrapolation only (not measured):** its Cortex-A72 cores run "
         f"float32 convolutions roughly 5-10x slower per core than this x86 server core, so one "
         f"local step would take about {5 * step1:.1f}-{10 * step1:.1f} s with 1 thread and a "
-        f"100-step round about {500 * step1 / 60:.0f}-{1000 * step1 / 60:.0f} minutes; memory does "
+        f"100-step round about {500 * step1 / 60:.1f}-{1000 * step1 / 60:.1f} minutes; memory does "
         f"not scale with speed, so the RSS figures above should hold within the Pi's 1-4 GB.")
     report.write("device", "Device budget (default architecture)",
                  report.table(["threads", "s per local step", "s per round", "train peak RSS MB",

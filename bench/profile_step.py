@@ -27,7 +27,8 @@ gen = build_generator(arch, 42)
 fm = make_feature_map(features, gen.out_shape, 0, 8192)
 stats = DataStats(torch.zeros(8192), 1)
 set_mode(gen, "sample", "ste")
-opt = torch.optim.Adam([m.scores for m in masked_layers(gen)], lr=0.1, betas=(0.5, 0.999))
+from prism_edge.adam import Adam
+opt = Adam([m.scores for m in masked_layers(gen)], 0.1, (0.5, 0.999))
 t = {"mask sampling": 0.0, "generator forward (incl. sampling)": 0.0, "feature map": 0.0,
      "backward": 0.0, "optimiser": 0.0}
 for i in range(steps + 2):
@@ -41,7 +42,7 @@ for i in range(steps + 2):
     c = time.perf_counter()
     loss = mmd_loss(fm(x), stats)
     d = time.perf_counter()
-    opt.zero_grad(set_to_none=True)
+    opt.zero_grad()
     loss.backward()
     e = time.perf_counter()
     opt.step()

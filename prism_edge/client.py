@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .adam import Adam
 from .architectures import Generator
 from .config import ClientConfig
 from .features import FeatureMap
@@ -61,15 +62,12 @@ def client_update(gen: Generator, fm: FeatureMap, stats: DataStats, global_score
 def local_train(gen: Generator, fm: FeatureMap, stats: DataStats, cfg: ClientConfig, lr: float,
                 opt_state: dict | None, progress=None) -> tuple[list[float], dict]:
     """L Adam steps on the model's scores (or dense weights) against the fixed statistics."""
-    params = [m.scores for m in masked_layers(gen)]
-    opt = torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas))
-    if opt_state is not None:
-        opt.load_state_dict(opt_state)
+    opt = Adam([m.scores for m in masked_layers(gen)], lr, tuple(cfg.betas), state=opt_state)
     losses = []
     for step in range(cfg.local_steps):
         z = torch.randn(cfg.batch, gen.nz)
         loss = mmd_loss(fm(gen(z)), stats, cfg.mmd)
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())

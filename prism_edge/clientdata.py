@@ -34,7 +34,8 @@ def feature_map(cfg: RunConfig, gen: Generator) -> FeatureMap:
                             cfg.client.n_features)
 
 
-def client_stats(cfg: RunConfig, fm: FeatureMap, images: torch.Tensor, cid: int) -> DataStats:
+def client_stats(cfg: RunConfig, fm: FeatureMap, images: torch.Tensor | np.ndarray, cid: int
+                 ) -> DataStats:
     """Computed once per client; under DP this is the one private release."""
     if cfg.dp_epsilon is None:
         return compute_stats(fm, images)
@@ -51,3 +52,12 @@ def privacy_label(cfg: RunConfig, stats: list[DataStats] | None = None) -> str:
     eps = max((s.privacy.get("epsilon", cfg.dp_epsilon) for s in stats or []),
               default=cfg.dp_epsilon)
     return f"({eps:.3g}, {cfg.dp_delta:g})-DP for one example of a client's data"
+
+
+def one_client_stats(cfg: RunConfig, gen: Generator, fm: FeatureMap, cid: int) -> DataStats:
+    """A device's path: load the training set, keep only client ``cid``'s partition (the rest is
+    freed before any float conversion), compute its statistics."""
+    data = load_train(cfg, gen)
+    part = data.raw[client_indices(cfg, data)[cid]]  # uint8, converted batch by batch
+    del data
+    return client_stats(cfg, fm, part, cid)

@@ -82,7 +82,10 @@ class Dataset:
 
 
 def to_float(raw: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(raw.astype(np.float32) / 127.5 - 1.0)
+    out = raw.astype(np.float32)
+    out /= 127.5  # in place: no further temporaries of the whole array
+    out -= 1.0
+    return torch.from_numpy(out)
 
 
 def cache_dir() -> Path:
@@ -109,8 +112,12 @@ def _parse_idx(path: Path) -> np.ndarray:
         else:
             raise DataError(f"{path} is not an IDX file (magic {magic})")
         out = np.empty(shape, np.uint8)
-        if fh.readinto(memoryview(out).cast("B")) != out.size:
-            raise DataError(f"{path} is truncated; replace it with the standard file")
+        view = memoryview(out).cast("B")
+        # in 1 MiB pieces: one big readinto makes gzip build a temporary copy of the whole file
+        for start in range(0, out.size, 1 << 20):
+            piece = view[start:start + (1 << 20)]
+            if fh.readinto(piece) != len(piece):
+                raise DataError(f"{path} is truncated; replace it with the standard file")
     return out
 
 

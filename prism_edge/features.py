@@ -25,8 +25,15 @@ FEATURE_KINDS = ("rff", "randconv", "patch", "rff+randconv", "rff+patch")
 
 
 def _gaussian(rng: np.random.Generator, *shape: int) -> torch.Tensor:
-    # numpy's PCG64 stream, not torch's RNG: the features are the same on every client.
-    return torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
+    # numpy's PCG64 stream, not torch's RNG: the features are the same on every client. Drawn in
+    # float64 a slice at a time (the same stream as one draw) so a device never holds the whole
+    # matrix in float64 (51 MB for the default RFF map).
+    out = np.empty(shape, np.float32)
+    flat = out.reshape(shape[0], -1)
+    rows = max(1, (1 << 17) // max(1, flat.shape[1]))
+    for i in range(0, shape[0], rows):
+        flat[i:i + rows] = rng.standard_normal(flat[i:i + rows].shape)
+    return torch.from_numpy(out)
 
 
 class RFF(nn.Module):
@@ -37,7 +44,7 @@ class RFF(nn.Module):
         super().__init__()
         rng = np.random.default_rng(seed)
         sig = np.resize(np.asarray(bandwidths, np.float32), n_features) * math.sqrt(dim) * 0.5
-        self.register_buffer("w", _gaussian(rng, dim, n_features) / torch.from_numpy(sig))
+        self.register_buffer("w", _gaussian(rng, dim, n_features).div_(torch.from_numpy(sig)))
         self.register_buffer("b", torch.from_numpy(
             rng.uniform(0, 2 * math.pi, n_features).astype(np.float32)))
         self.scale = math.sqrt(2.0 / n_features)
@@ -81,7 +88,7 @@ class PatchRFF(nn.Module):
         filters = max(1, n_features // (grid * grid))
         rng = np.random.default_rng(seed)
         sig = torch.from_numpy(np.resize(np.asarray(bandwidths, np.float32), filters))
-        self.register_buffer("w", _gaussian(rng, filters, channels, k, k) / sig.view(-1, 1, 1, 1))
+        self.register_buffer("w", _gaussian(rng, filters, channels, k, k).div_(sig.view(-1, 1, 1, 1)))
         self.register_buffer("b", torch.from_numpy(
             rng.uniform(0, 2 * math.pi, filters).astype(np.float32)))
         self.k, self.grid = k, grid

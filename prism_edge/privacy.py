@@ -12,11 +12,12 @@ the guarantee holds for any number of rounds.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .errors import PrismError
 from .features import FeatureMap
-from .stats import DataStats
+from .stats import DataStats, float_batch
 
 DP_FEATURES = ("rff", "randconv", "rff+randconv")
 
@@ -63,12 +64,12 @@ def check_dp_options(features: str, delta: float, smallest_client: int) -> None:
 
 
 @torch.no_grad()
-def clipped_sum(fm: FeatureMap, images: torch.Tensor, clip: float, batch: int = 200
+def clipped_sum(fm: FeatureMap, images: torch.Tensor | np.ndarray, clip: float, batch: int = 200
                 ) -> torch.Tensor:
     """Sum of per-example feature vectors, each scaled to L2 norm at most ``clip``."""
     total = None
     for i in range(0, len(images), batch):
-        f = fm(images[i:i + batch])
+        f = fm(float_batch(images, i, i + batch))
         norms = f.norm(dim=1, keepdim=True).clamp_min(1e-12)
         s = (f * torch.clamp(clip / norms, max=1.0)).sum(0)
         total = s if total is None else total + s
@@ -83,7 +84,7 @@ def gaussian_release(total: torch.Tensor, count: int, sigma: float, clip: float,
     return noisy_sum, count + sigma * float(torch.randn((), generator=gen))
 
 
-def private_stats(fm: FeatureMap, images: torch.Tensor, epsilon: float, delta: float,
+def private_stats(fm: FeatureMap, images: torch.Tensor | np.ndarray, epsilon: float, delta: float,
                   clip: float, seed: int) -> DataStats:
     """The privatised mean embedding of one client's data (noisy sum / noisy count)."""
     sigma = calibrate_sigma(epsilon, delta)

@@ -89,8 +89,12 @@ def signs_numpy(seed: int, layer: int, count: int) -> np.ndarray:
 
 def signs_torch(seed: int, layer: int, count: int) -> torch.Tensor:
     """+1/-1 signs (float32) of the first ``count`` weights of a layer, computed in torch."""
-    bits = hash_torch(seed, layer, torch.arange(count, dtype=torch.int64)) >> 31
-    return (1 - 2 * bits).to(torch.float32)
+    out = torch.empty(count, dtype=torch.float32)
+    chunk = 1 << 16  # the int64 temporaries of a whole layer would dominate a device's peak
+    for start in range(0, count, chunk):
+        idx = torch.arange(start, min(count, start + chunk), dtype=torch.int64)
+        out[start:start + chunk] = 1 - 2 * (hash_torch(seed, layer, idx) >> 31)
+    return out
 
 
 def frozen_weight(seed: int, layer: int, shape: tuple[int, ...], scale: float) -> torch.Tensor:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
+from .data import to_float
 from .features import FeatureMap
 
 MMD_ESTIMATORS = ("unbiased", "biased")
@@ -23,11 +25,22 @@ class DataStats:
     privacy: dict = field(default_factory=lambda: {"dp": False})
 
 
+def float_batch(images: torch.Tensor | np.ndarray, start: int, stop: int) -> torch.Tensor:
+    """Images [start, stop) as float in [-1, 1]; uint8 input is converted one batch at a time,
+    so a client never holds its whole partition as float (4x the bytes)."""
+    part = images[start:stop]
+    if isinstance(part, np.ndarray):
+        return to_float(part)
+    return to_float(part.numpy()) if part.dtype == torch.uint8 else part
+
+
 @torch.no_grad()
-def compute_stats(fm: FeatureMap, images: torch.Tensor, batch: int = 200) -> DataStats:
+def compute_stats(fm: FeatureMap, images: torch.Tensor | np.ndarray, batch: int = 200
+                  ) -> DataStats:
+    """Mean embedding of ``images`` (float in [-1, 1], or uint8 pixels)."""
     total = None
     for i in range(0, len(images), batch):
-        s = fm(images[i:i + batch]).sum(0)
+        s = fm(float_batch(images, i, i + batch)).sum(0)
         total = s if total is None else total + s
     return DataStats(total / len(images), len(images))
 

@@ -46,7 +46,7 @@ def prepare(cfg: RunConfig) -> Setup:
 
         check_dp_options(cfg.client.features, cfg.dp_delta, min(len(p) for p in parts))
     fm = feature_map(cfg, gen)
-    stats = [client_stats(cfg, fm, data.take(idx), cid)
+    stats = [client_stats(cfg, fm, data.raw[idx], cid)
              for cid, idx in enumerate(parts)]
     return Setup(gen, fm, stats, parts, data)
 

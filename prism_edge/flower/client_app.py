@@ -18,9 +18,8 @@ from flwr.clientapp import ClientApp
 
 from ..architectures import build_generator
 from ..client import client_update, derive_seed
-from ..clientdata import client_indices, client_stats, feature_map, load_train
-from ..masked import masked_layers
-from ..memory import peak_rss_mb
+from ..clientdata import feature_map, one_client_stats
+from ..memory import lean_malloc, peak_rss_mb
 from ..server import downlink_scores
 from ..stats import DataStats
 from .common import (
@@ -72,9 +71,10 @@ def _worker(cfg, pid: int, data_dir: str | None, state: RecordDict):
     else:
         if data_dir:
             cfg.data_dir = data_dir
-        data = load_train(cfg, gen)
-        idx = client_indices(cfg, data)[pid]
-        stats = client_stats(cfg, fm, data.take(idx), pid)
+        t = time.time()
+        stats = one_client_stats(cfg, gen, fm, pid)
+        log.info("client %d: data statistics computed once in %.1f s, peak RSS %.0f MB so far",
+                 pid, time.time() - t, peak_rss_mb())
         from flwr.app import ConfigRecord
 
         state.array_records["stats"] = ArrayRecord({"mean": Array(stats.mean.numpy())})
@@ -87,21 +87,20 @@ def _worker(cfg, pid: int, data_dir: str | None, state: RecordDict):
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     t0 = time.time()
+    lean_malloc()
     cfg, _ = run_config(context.run_config)
     nc = context.node_config
     pid = int(nc["partition-id"])
     caps = apply_caps(nc)
+    log.info("client %d: ClientApp started, peak RSS %.0f MB so far", pid, peak_rss_mb())
     gen, fm, stats = _worker(cfg, pid, str(nc.get("data-dir", "")) or None, context.state)
     rnd = int(msg.content["config"]["round"])
     down = msg.content[ARRAYS][DOWN_KEY].numpy()
     scores = downlink_scores(down, cfg.server.clip)
     opt_state = None
     if "adam" in context.state.array_records:
-        params = [m.scores for m in masked_layers(gen)]
-        groups = torch.optim.Adam(params, lr=cfg.client.lr,
-                                  betas=tuple(cfg.client.betas)).state_dict()["param_groups"]
         arrays = {k: v.numpy() for k, v in context.state.array_records["adam"].items()}
-        opt_state = opt_state_from_arrays(arrays, groups)
+        opt_state = opt_state_from_arrays(arrays)
     res = client_update(gen, fm, stats, scores, cfg.client, opt_state,
                         derive_seed(cfg.seed, rnd - 1, pid))
     context.state.array_records["adam"] = ArrayRecord(

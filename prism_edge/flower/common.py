@@ -39,17 +39,11 @@ def run_config(rc: dict) -> tuple[RunConfig, dict]:
 
 
 def opt_state_to_arrays(state: dict) -> dict[str, np.ndarray]:
-    """Adam's per-parameter state as flat numpy arrays (kept in the node's context.state)."""
-    out = {}
-    for idx, st in state["state"].items():
-        for key, value in st.items():
-            out[f"{idx}.{key}"] = torch.as_tensor(value).numpy()
-    return out
+    """The client's Adam state as numpy arrays (kept in the node's context.state)."""
+    return {"step": np.array(state["step"], np.int64), "exp_avg": state["exp_avg"].numpy(),
+            "exp_avg_sq": state["exp_avg_sq"].numpy()}
 
 
-def opt_state_from_arrays(arrays: dict[str, np.ndarray], param_groups: list) -> dict:
-    state: dict = {}
-    for name, value in arrays.items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = torch.from_numpy(np.array(value))
-    return {"state": state, "param_groups": param_groups}
+def opt_state_from_arrays(arrays: dict[str, np.ndarray]) -> dict:
+    return {"step": int(arrays["step"]), "exp_avg": torch.from_numpy(np.array(arrays["exp_avg"])),
+            "exp_avg_sq": torch.from_numpy(np.array(arrays["exp_avg_sq"]))}

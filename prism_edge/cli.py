@@ -155,6 +155,11 @@ def inspect_cmd(file: str, as_json: bool) -> None:
               help="Fewer valid uploads than this keep the old global state.")
 @click.option("--downlink", type=click.Choice(["uint8", "fp32"]), default="uint8",
               show_default=True, help="Encoding of the global probability sent to clients.")
+@click.option("--uplink", type=click.Choice(["coded", "packed"]), default="coded",
+              show_default=True,
+              help="How masks travel: coded = drawn with uniforms the server shares and coded "
+                   "against the uint8 downlink (lossless, well under 1 bit/weight once training "
+                   "settles); packed = 1 bit/weight.")
 @click.option("--score-init", type=float, default=0.0, show_default=True,
               help="Initial score of every weight (keep probability sigmoid(score)).")
 @click.option("--final", type=click.Choice(["threshold", "sample"]), default="threshold",
@@ -193,7 +198,7 @@ def train_cmd(**o) -> None:
                             n_features=o["n_features"]),
         server=ServerConfig(mada=not o["no_mada"], fraction=o["fraction"],
                             min_clients=o["min_clients"], downlink=o["downlink"],
-                            score_init=o["score_init"]))
+                            uplink=o["uplink"], score_init=o["score_init"]))
     summary = run(cfg, o["out"], resume=o["resume"])
     click.echo(f"done in {summary['minutes']} min: {o['out']}/final.bits "
                f"({summary['privacy']})")

@@ -15,6 +15,7 @@ import torch
 
 from .adam import Adam
 from .architectures import Generator
+from .coding import coupled_sample, encode
 from .config import ClientConfig
 from .features import FeatureMap
 from .masked import get_flat_scores, masked_layers, set_flat_scores, set_mode
@@ -29,6 +30,7 @@ class ClientResult:
     loss_last: float
     ones: float  # fraction of ones in the mask
     opt_state: dict
+    coded: np.ndarray | None = None  # uint8: the mask coded against the downlink (coding.py)
 
 
 def derive_seed(*parts: int) -> int:
@@ -39,11 +41,13 @@ def derive_seed(*parts: int) -> int:
 
 def client_update(gen: Generator, fm: FeatureMap, stats: DataStats, global_scores: torch.Tensor,
                   cfg: ClientConfig, opt_state: dict | None, seed: int,
-                  progress=None) -> ClientResult:
+                  progress=None, downlink: np.ndarray | None = None) -> ClientResult:
     """Train the scores locally and return a packed mask sample plus the new optimiser state.
 
-    ``seed`` fixes every random draw (latents, mask samples) so a run can be resumed exactly.
-    ``progress`` is an optional callable(step, loss) for progress bars and logs.
+    ``seed`` fixes every random draw (latents, mask samples) so a run can be resumed exactly;
+    the server knows it too (run seed, round, client), which lets the mask be drawn with shared
+    uniforms and, given the uint8 ``downlink`` the client started from, coded in well under one
+    bit per weight (``ClientResult.coded``). ``progress`` is an optional callable(step, loss).
     """
     torch.manual_seed(seed)
     set_flat_scores(gen, global_scores)
@@ -51,12 +55,15 @@ def client_update(gen: Generator, fm: FeatureMap, stats: DataStats, global_score
     losses, state = local_train(gen, fm, stats, cfg, cfg.lr, opt_state, progress)
     set_mode(gen, "fixed")
     with torch.no_grad():
-        p = torch.sigmoid(get_flat_scores(gen))
-        mask = torch.bernoulli(p).to(torch.uint8).numpy()
+        p = torch.sigmoid(get_flat_scores(gen)).numpy()
+    mask = coupled_sample(p, seed)
     packed = np.packbits(mask)
+    coded = None
+    if downlink is not None and downlink.dtype == np.uint8:
+        coded = np.frombuffer(encode(mask, downlink, seed), np.uint8)
     return ClientResult(packed, int(packed.nbytes), losses[0] if losses else float("nan"),
                         losses[-1] if losses else float("nan"), float(mask.mean()),
-                        state)
+                        state, coded)
 
 
 def local_train(gen: Generator, fm: FeatureMap, stats: DataStats, cfg: ClientConfig, lr: float,

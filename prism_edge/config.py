@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .errors import PrismError
+
 
 @dataclass
 class ClientConfig:
@@ -25,6 +27,7 @@ class ServerConfig:
     min_clients: int = 1  # fewer valid uploads than this: the round keeps the old state
     clip: float = 1e-3  # global probability kept in [clip, 1 - clip]
     downlink: str = "uint8"  # how the global probability travels: uint8 | fp32
+    uplink: str = "coded"  # how masks travel: coded (vs the uint8 downlink) | packed (1 bit)
     score_init: float = 0.0  # initial scores (p = sigmoid(score_init))
 
 
@@ -56,3 +59,11 @@ class RunConfig:
         client.betas = tuple(client.betas)  # type: ignore[assignment]
         server = ServerConfig(**d.pop("server", {}))
         return cls(**d, client=client, server=server)
+
+
+def check_transport(cfg: RunConfig) -> None:
+    if cfg.server.uplink not in ("coded", "packed"):
+        raise PrismError(f"unknown uplink {cfg.server.uplink!r}; use coded or packed")
+    if cfg.server.uplink == "coded" and cfg.server.downlink != "uint8" and cfg.mode == "mask":
+        raise PrismError("a coded uplink is coded against the 8-bit downlink; use --downlink "
+                         "uint8 or --uplink packed")

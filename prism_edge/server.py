@@ -90,15 +90,31 @@ def init_state(n_weights: int, cfg: ServerConfig) -> ServerState:
     return ServerState(np.full(n_weights, cfg.score_init, np.float64))
 
 
+def decode_upload(upload, downlink: np.ndarray, seed: int) -> np.ndarray:
+    """A coded upload (uint8 array, coding.py) -> packed mask; UploadError if malformed."""
+    from .coding import CodingError, decode
+
+    if not isinstance(upload, np.ndarray) or upload.dtype != np.uint8 or upload.ndim != 1:
+        raise UploadError(f"coded upload is a {type(upload).__name__} "
+                          f"{getattr(upload, 'dtype', '')}, expected a 1-D uint8 array")
+    try:
+        return np.packbits(decode(upload.tobytes(), downlink, seed))
+    except CodingError as exc:
+        raise UploadError(str(exc)) from None
+
+
 def aggregate(state: ServerState, uploads: dict[str, object], cfg: ServerConfig,
-              rng: np.random.Generator) -> AggregateResult:
-    """Fold one round's uploads (client id -> packed mask) into ``state`` in place."""
+              rng: np.random.Generator, decode=None) -> AggregateResult:
+    """Fold one round's uploads (client id -> packed mask) into ``state`` in place.
+
+    ``decode(client_id, upload)``, when given, turns a coded upload into a packed mask first
+    (and raises UploadError for a malformed one)."""
     n = state.scores.size
     accepted, rejected = [], {}
     total = np.zeros(n, np.uint32)  # integer counts: exact and cheaper than float adds
     for cid, up in uploads.items():
         try:
-            packed = validate_upload(up, n)
+            packed = validate_upload(decode(cid, up) if decode else up, n)
         except UploadError as exc:
             rejected[cid] = str(exc)
             log.warning("rejected upload from client %s: %s", cid, exc)

@@ -19,7 +19,7 @@ from . import server as srv
 from .architectures import Generator, build_generator
 from .client import client_update, derive_seed, local_train
 from .clientdata import client_indices, client_stats, feature_map, load_train, privacy_label
-from .config import RunConfig
+from .config import RunConfig, check_transport
 from .data import Dataset
 from .features import FeatureMap
 from .masked import masked_layers, set_flat_scores, set_mode
@@ -55,10 +55,12 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
         on_round=None) -> dict:
     """Train for cfg.rounds rounds; returns a summary dict. Resumable from checkpoint.pt.
 
-    ``on_round(round, downlink, uploads)`` (optional) sees what travelled in each round; the
-    communication benchmark uses it."""
+    ``on_round(round, downlink, uploads, masks)`` (optional) sees what travelled in each round
+    and the packed masks the uploads stand for; the communication benchmark uses it."""
+    check_transport(cfg)
     setup = prepare(cfg)
     gen = setup.gen
+    coded = cfg.mode == "mask" and cfg.server.uplink == "coded"
     rec = RunRecorder(out_dir, cfg, gen)
     ck = rec.begin(resume)
     state = srv.init_state(gen.num_masked, cfg.server)
@@ -86,7 +88,7 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
             global_scores = srv.downlink_scores(down, cfg.server.clip)
         steps = tqdm(total=len(chosen) * cfg.client.local_steps, desc=f"round {rnd + 1}",
                      leave=False, disable=not progress, unit="step")
-        uploads, losses, up_bytes = {}, [], 0
+        uploads, masks, losses, up_bytes = {}, {}, [], 0
         for cid in chosen:
             seed = derive_seed(cfg.seed, rnd, cid)
 
@@ -107,20 +109,26 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
                 up_bytes += weights.numel() * 4
             else:
                 res = client_update(gen, setup.fm, setup.stats[cid], global_scores, cfg.client,
-                                    opt_states.get(cid), seed, tick)
+                                    opt_states.get(cid), seed, tick,
+                                    down if coded else None)
                 opt_states[cid] = res.opt_state
-                uploads[str(cid)] = res.packed
+                uploads[str(cid)] = res.coded if coded else res.packed
+                masks[str(cid)] = res.packed
                 losses.append((res.loss_first, res.loss_last))
-                up_bytes += res.nbytes
+                up_bytes += uploads[str(cid)].nbytes
         steps.close()
         if cfg.mode == "dense":
             state.scores = np.mean([u.astype(np.float64) for u in uploads.values()], axis=0)
             agg = srv.AggregateResult(list(uploads), {}, 1.0, True)
         else:
-            agg = srv.aggregate(state, uploads, cfg.server, rng)
+            decode = None
+            if coded:
+                def decode(cid, up, _r=rnd, _d=down):
+                    return srv.decode_upload(up, _d, derive_seed(cfg.seed, _r, int(cid)))
+            agg = srv.aggregate(state, uploads, cfg.server, rng, decode)
         state.round = rnd + 1
         if on_round is not None:
-            on_round(state.round, down, uploads)
+            on_round(state.round, down, uploads, masks)
         row = srv.round_row(state, chosen, agg, losses, up_bytes, int(down.nbytes) * len(chosen),
                             time.time() - t0, dense=cfg.mode == "dense", privacy=privacy)
         rec.log_round(row)

@@ -101,20 +101,21 @@ def train(msg: Message, context: Context) -> Message:
     if "adam" in context.state.array_records:
         arrays = {k: v.numpy() for k, v in context.state.array_records["adam"].items()}
         opt_state = opt_state_from_arrays(arrays)
+    coded = cfg.server.uplink == "coded" and down.dtype == np.uint8
     res = client_update(gen, fm, stats, scores, cfg.client, opt_state,
-                        derive_seed(cfg.seed, rnd - 1, pid))
+                        derive_seed(cfg.seed, rnd - 1, pid), downlink=down if coded else None)
     context.state.array_records["adam"] = ArrayRecord(
         {k: Array(v) for k, v in opt_state_to_arrays(res.opt_state).items()})
-    packed = res.packed
+    upload = res.coded if coded else res.packed
     if nc.get("inject-fault", "") == "malformed-mask":  # fault injection, used by the tests only
-        packed = packed[:-3]
+        upload = upload[:-3]
     rss = peak_rss_mb()
     log.info("client %d round %d: loss %.4f -> %.4f, %d bytes up, peak RSS %.0f MB", pid, rnd,
-             res.loss_first, res.loss_last, packed.nbytes, rss)
+             res.loss_first, res.loss_last, upload.nbytes, rss)
     metrics = {"partition_id": pid, "loss_first": res.loss_first, "loss_last": res.loss_last,
-               "ones": res.ones, "nbytes": int(packed.nbytes), "peak_rss_mb": rss,
+               "ones": res.ones, "nbytes": int(upload.nbytes), "peak_rss_mb": rss,
                "seconds": time.time() - t0, "epsilon": float(stats.privacy.get("epsilon", -1.0)),
                **{k: float(v) for k, v in caps.items()}}
-    content = RecordDict({ARRAYS: ArrayRecord({MASK_KEY: Array(np.ascontiguousarray(packed))}),
+    content = RecordDict({ARRAYS: ArrayRecord({MASK_KEY: Array(np.ascontiguousarray(upload))}),
                           METRICS: MetricRecord(metrics)})
     return Message(content=content, reply_to=msg)

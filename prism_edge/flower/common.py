@@ -32,7 +32,8 @@ def run_config(rc: dict) -> tuple[RunConfig, dict]:
                             n_features=int(get("n-features", 8192))),
         server=ServerConfig(mada=bool(get("mada", True)), fraction=float(get("fraction", 1.0)),
                             min_clients=int(get("min-clients", 1)),
-                            downlink=str(get("downlink", "uint8"))))
+                            downlink=str(get("downlink", "uint8")),
+                            uplink=str(get("uplink", "coded"))))
     deploy = {"out_dir": str(get("out-dir", "runs/flower")), "resume": bool(get("resume", False)),
               "round_timeout": float(get("round-timeout", 600.0))}
     return cfg, deploy

@@ -22,7 +22,7 @@ from flwr.serverapp.strategy import Strategy
 from .. import server as srv
 from ..architectures import build_generator
 from ..client import derive_seed
-from ..config import RunConfig
+from ..config import RunConfig, check_transport
 from ..recorder import RunRecorder
 from .common import ARRAYS, CONFIG, DOWN_KEY, MASK_KEY, METRICS, run_config
 
@@ -40,6 +40,7 @@ class PrismStrategy(Strategy):
                  wait_s: float = 60.0):
         self.cfg, self.state, self.rec, self.wait_s = cfg, state, recorder, wait_s
         self.sent: dict[int, int] = {}
+        self.down: np.ndarray | None = None  # the downlink of the round in flight
         self.t0 = time.time()
         self.epsilons: list[float] = []
 
@@ -49,8 +50,8 @@ class PrismStrategy(Strategy):
                  self.cfg.server.downlink)
 
     def downlink(self) -> ArrayRecord:
-        return ArrayRecord({DOWN_KEY: Array(srv.encode_downlink(self.state.prob,
-                                                                self.cfg.server.downlink))})
+        self.down = srv.encode_downlink(self.state.prob, self.cfg.server.downlink)
+        return ArrayRecord({DOWN_KEY: Array(self.down)})
 
     def _nodes(self, grid: Grid) -> list[int]:
         deadline = time.time() + self.wait_s
@@ -102,7 +103,16 @@ class PrismStrategy(Strategy):
         for nid in missing:
             log.warning("round %d: node %d did not answer before the timeout; left out", rnd, nid)
         rng = np.random.default_rng(derive_seed(self.cfg.seed, rnd - 1))
-        agg = srv.aggregate(self.state, uploads, self.cfg.server, rng)
+        decode = None
+        if self.cfg.server.uplink == "coded":
+            # the client drew and coded its mask with the seed of (run, round, its partition)
+            def decode(nid, up, _down=self.down):
+                pid = per_client.get(nid, {}).get("partition", -1)
+                if pid < 0 and isinstance(up, np.ndarray):
+                    raise srv.UploadError("reply names no partition; cannot decode its mask")
+                return srv.decode_upload(up, _down,
+                                         derive_seed(self.cfg.seed, rnd - 1, max(pid, 0)))
+        agg = srv.aggregate(self.state, uploads, self.cfg.server, rng, decode)
         self.state.round = rnd
         bytes_up = sum(c["sent"] for c in per_client.values())
         bytes_down = sum(self.sent.values())
@@ -128,6 +138,7 @@ class PrismStrategy(Strategy):
 def main(grid: Grid, context: Context) -> None:
     logging.basicConfig(level=logging.INFO)
     cfg, deploy = run_config(context.run_config)
+    check_transport(cfg)
     gen = build_generator(cfg.arch, cfg.seed)
     rec = RunRecorder(deploy["out_dir"], cfg, gen)
     ck = rec.begin(deploy["resume"])

@@ -24,7 +24,7 @@ import struct
 
 import numpy as np
 
-from .seeded import MASK32, hash_numpy
+from .seeded import INDEX_MUL, MASK32, MIX_MUL1, MIX_MUL2, hash_numpy, layer_key
 
 MAGIC = b"PRC2"
 N_BINS = 16
@@ -41,6 +41,19 @@ def coupling_seed(client_seed: int) -> int:
     return int(client_seed) & MASK32
 
 
+def _hashes(seed: int, base: np.ndarray) -> np.ndarray:
+    """h(coupling_seed(seed), COUPLING_LAYER, i) given base = i * INDEX_MUL: the seed contract's
+    hash computed in place (the server runs it once per client per round)."""
+    x = base ^ np.uint32(layer_key(coupling_seed(seed), COUPLING_LAYER))
+    tmp = np.empty_like(x)
+    for shift, mul in ((16, MIX_MUL1), (15, MIX_MUL2), (16, None)):
+        np.right_shift(x, np.uint32(shift), out=tmp)
+        x ^= tmp
+        if mul is not None:
+            x *= np.uint32(mul)
+    return x
+
+
 def shared_uniforms(seed: int, n: int) -> np.ndarray:
     """n uniforms in (0, 1) from the seed contract's hash: the same on every platform."""
     h = hash_numpy(coupling_seed(seed), COUPLING_LAYER, np.arange(n, dtype=np.uint32))
@@ -53,15 +66,39 @@ def coupled_sample(p: np.ndarray, seed: int) -> np.ndarray:
     return (shared_uniforms(seed, p.size) < p).astype(np.uint8)
 
 
+# u < q / 255 for u = (h + 0.5) / 2^32  <=>  h < ceil(fl(q / 255) * 2^32 - 0.5): an integer test
+_THRESHOLDS = np.minimum(np.ceil(np.arange(256) / 255.0 * 4294967296.0 - 0.5),
+                         MASK32).astype(np.uint32)
+
+
+class Shared:
+    """What both sides derive from the downlink ``q`` once per round (the server then decodes
+    every client's upload against it): per-weight thresholds and the certainty bins."""
+
+    def __init__(self, q: np.ndarray):
+        self.q = np.ascontiguousarray(np.asarray(q, np.uint8).reshape(-1))
+        self.n = self.q.size
+        self.base = np.arange(self.n, dtype=np.uint32) * np.uint32(INDEX_MUL)
+        self.threshold = _THRESHOLDS[self.q]
+        self.certain = self.q == 255  # h < 2^32 always; the uint32 threshold stops at 2^32 - 1
+        dist = np.abs(self.q.astype(np.int16) * 2 - 255)  # 1..255, larger = more certain
+        bins = np.minimum(dist * N_BINS // 256, N_BINS - 1)
+        self.order = np.argsort(bins, kind="stable")  # weights grouped bin by bin
+        self.bounds = np.concatenate([[0], np.cumsum(np.bincount(bins, minlength=N_BINS))])
+
+    def reference(self, seed: int) -> np.ndarray:
+        """What the server expects the mask to be: the same uniforms against the global q."""
+        ref = _hashes(seed, self.base) < self.threshold
+        ref |= self.certain
+        return ref.view(np.uint8)
+
+
 def reference_mask(q: np.ndarray, seed: int) -> np.ndarray:
-    """What the server expects the mask to be: the same uniforms against the global q."""
-    q = np.asarray(q, np.uint8).reshape(-1)
-    return (shared_uniforms(seed, q.size) < q / 255.0).astype(np.uint8)
+    return Shared(q).reference(seed)
 
 
-def _bins(q: np.ndarray) -> np.ndarray:
-    dist = np.abs(q.astype(np.int16) * 2 - 255)  # 1..255, larger = more certain
-    return np.minimum(dist * N_BINS // 256, N_BINS - 1)
+def _shared(q) -> Shared:
+    return q if isinstance(q, Shared) else Shared(q)
 
 
 def _rice_encode(gaps: np.ndarray, k: int) -> tuple[bytes, bytes]:
@@ -85,17 +122,16 @@ def _rice_decode(unary: np.ndarray, rem: np.ndarray, k: int, count: int) -> np.n
     return (quo << k) | (bits @ (1 << np.arange(k - 1, -1, -1)))
 
 
-def encode(mask: np.ndarray, q: np.ndarray, seed: int) -> bytes:
+def encode(mask: np.ndarray, q: np.ndarray | Shared, seed: int) -> bytes:
     """Code a 0/1 mask given the shared 8-bit global probability ``q`` and the client's seed."""
     mask = np.asarray(mask, np.uint8).reshape(-1)
-    q = np.asarray(q, np.uint8).reshape(-1)
-    if mask.size != q.size:
-        raise CodingError(f"mask has {mask.size} entries, the global state {q.size}")
-    resid = mask ^ reference_mask(q, seed)
-    bins = _bins(q)
+    sh = _shared(q)
+    if mask.size != sh.n:
+        raise CodingError(f"mask has {mask.size} entries, the global state {sh.n}")
+    resid = (mask ^ sh.reference(seed))[sh.order]
     parts = [MAGIC, struct.pack("<IB", mask.size, N_BINS)]
     for b in range(N_BINS):
-        r = resid[bins == b]
+        r = resid[sh.bounds[b]:sh.bounds[b + 1]]
         best = (0, 0, r.size, b"", np.packbits(r).tobytes())
         ones = np.flatnonzero(r)
         if not ones.size:
@@ -112,17 +148,16 @@ def encode(mask: np.ndarray, q: np.ndarray, seed: int) -> bytes:
     return b"".join(parts)
 
 
-def decode(data: bytes, q: np.ndarray, seed: int) -> np.ndarray:
+def decode(data: bytes, q: np.ndarray | Shared, seed: int) -> np.ndarray:
     """Inverse of ``encode``; raises CodingError on a malformed stream."""
-    q = np.asarray(q, np.uint8).reshape(-1)
+    sh = _shared(q)
     try:
         if data[:4] != MAGIC:
             raise CodingError("not a prism-edge coded mask (bad magic)")
         n, n_bins = struct.unpack_from("<IB", data, 4)
-        if n != q.size or n_bins != N_BINS:
-            raise CodingError(f"coded mask is for {n} weights, the global state has {q.size}")
-        bins = _bins(q)
-        resid = np.zeros(n, np.uint8)
+        if n != sh.n or n_bins != N_BINS:
+            raise CodingError(f"coded mask is for {n} weights, the global state has {sh.n}")
+        sorted_resid = np.zeros(n, np.uint8)
         off = 9
         for b in range(N_BINS):
             mode, k, symbols, ulen, size = _BIN_HEAD.unpack_from(data, off)
@@ -131,17 +166,17 @@ def decode(data: bytes, q: np.ndarray, seed: int) -> np.ndarray:
                 raise CodingError("coded mask is truncated or corrupted (bin header)")
             payload = np.frombuffer(data, np.uint8, size, off)
             off += size
-            idx = np.flatnonzero(bins == b)
+            lo, hi = int(sh.bounds[b]), int(sh.bounds[b + 1])
             if mode == 0:
-                if symbols != idx.size or size != (idx.size + 7) // 8:
+                if symbols != hi - lo or size != (hi - lo + 7) // 8:
                     raise CodingError("coded mask is corrupted (raw bin of the wrong size)")
-                resid[idx] = np.unpackbits(payload, count=idx.size)
+                sorted_resid[lo:hi] = np.unpackbits(payload, count=hi - lo)
             elif mode == 1 and symbols:
                 gaps = _rice_decode(payload[:ulen], payload[ulen:], k, symbols)
                 pos = np.cumsum(gaps + 1) - 1
-                if pos[-1] >= idx.size or gaps.min() < 0:
+                if pos[-1] >= hi - lo or gaps.min() < 0:
                     raise CodingError("coded mask is corrupted (position past its bin)")
-                resid[idx[pos]] = 1
+                sorted_resid[lo + pos] = 1
             elif mode not in (0, 1):
                 raise CodingError(f"coded mask is corrupted (unknown bin mode {mode})")
         if off != len(data):
@@ -153,7 +188,9 @@ def decode(data: bytes, q: np.ndarray, seed: int) -> np.ndarray:
                           ) from None
     except (IndexError, ValueError) as exc:
         raise CodingError(f"coded mask is truncated or corrupted ({exc})") from None
-    return resid ^ reference_mask(q, seed)
+    resid = np.empty(n, np.uint8)
+    resid[sh.order] = sorted_resid
+    return resid ^ sh.reference(seed)
 
 
 def ideal_bits(mask: np.ndarray, q: np.ndarray) -> float:

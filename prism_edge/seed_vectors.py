@@ -8,11 +8,13 @@ from __future__ import annotations
 import numpy as np
 
 from .architectures import ARCHITECTURES, build_generator
+from .coding import shared_uniforms
 from .masked import layer_sizes
 from .seeded import hash_numpy, signs_checksum, signs_numpy
 
 SEEDS = (0, 42)
 RAW_CASES = [(0, 0, 0), (0, 0, 1), (42, 0, 0), (42, 3, 123456), (4294967295, 12, 4294967295)]
+UNIFORM_CASES = [(42, 0), (42, 1), (2**62 + 5, 1000)]
 
 
 def first_signs(seed: int, layer: int) -> str:
@@ -40,6 +42,11 @@ def markdown() -> str:
         total = build_generator(name).num_masked
         for seed in SEEDS:
             lines.append(f"| {name} | {seed} | {total} | {arch_checksums(name, seed):#010x} |")
+    lines += ["", "| client seed | index | uniform u = (h(seed & 0xFFFFFFFF, 0xC0DE, index) + 0.5) "
+              "/ 2^32 |", "| ---: | ---: | ---: |"]
+    for seed, index in UNIFORM_CASES:
+        u = float(shared_uniforms(seed, index + 1)[index])
+        lines.append(f"| {seed} | {index} | {u!r} |")
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ old and the new global probability, s <- lambda * s_new + (1 - lambda) * s_old.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,8 +91,11 @@ def init_state(n_weights: int, cfg: ServerConfig) -> ServerState:
     return ServerState(np.full(n_weights, cfg.score_init, np.float64))
 
 
-def decode_upload(upload, downlink: np.ndarray, seed: int) -> np.ndarray:
-    """A coded upload (uint8 array, coding.py) -> packed mask; UploadError if malformed."""
+def decode_upload(upload, downlink, seed: int) -> np.ndarray:
+    """A coded upload (uint8 array, coding.py) -> packed mask; UploadError if malformed.
+
+    ``downlink`` is the uint8 array sent this round, or its ``coding.Shared`` (built once per
+    round: the server decodes every client against it)."""
     from .coding import CodingError, decode
 
     if not isinstance(upload, np.ndarray) or upload.dtype != np.uint8 or upload.ndim != 1:
@@ -103,6 +107,21 @@ def decode_upload(upload, downlink: np.ndarray, seed: int) -> np.ndarray:
         raise UploadError(str(exc)) from None
 
 
+def _decode_all(uploads: dict, decode) -> dict:
+    """Decode every upload, on all cores (numpy releases the GIL); errors become values."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(item):
+        cid, up = item
+        try:
+            return cid, decode(cid, up)
+        except UploadError as exc:
+            return cid, exc
+
+    with ThreadPoolExecutor(max_workers=min(len(uploads), os.cpu_count() or 1) or 1) as pool:
+        return dict(pool.map(one, uploads.items()))
+
+
 def aggregate(state: ServerState, uploads: dict[str, object], cfg: ServerConfig,
               rng: np.random.Generator, decode=None) -> AggregateResult:
     """Fold one round's uploads (client id -> packed mask) into ``state`` in place.
@@ -112,9 +131,13 @@ def aggregate(state: ServerState, uploads: dict[str, object], cfg: ServerConfig,
     n = state.scores.size
     accepted, rejected = [], {}
     total = np.zeros(n, np.uint32)  # integer counts: exact and cheaper than float adds
+    if decode is not None:
+        uploads = _decode_all(uploads, decode)
     for cid, up in uploads.items():
         try:
-            packed = validate_upload(decode(cid, up) if decode else up, n)
+            if isinstance(up, UploadError):
+                raise up
+            packed = validate_upload(up, n)
         except UploadError as exc:
             rejected[cid] = str(exc)
             log.warning("rejected upload from client %s: %s", cid, exc)

@@ -19,6 +19,7 @@ from . import server as srv
 from .architectures import Generator, build_generator
 from .client import client_update, derive_seed, local_train
 from .clientdata import client_indices, client_stats, feature_map, load_train, privacy_label
+from .coding import Shared
 from .config import RunConfig, check_transport
 from .data import Dataset
 from .features import FeatureMap
@@ -123,7 +124,7 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
         else:
             decode = None
             if coded:
-                def decode(cid, up, _r=rnd, _d=down):
+                def decode(cid, up, _r=rnd, _d=Shared(down)):
                     return srv.decode_upload(up, _d, derive_seed(cfg.seed, _r, int(cid)))
             agg = srv.aggregate(state, uploads, cfg.server, rng, decode)
         state.round = rnd + 1

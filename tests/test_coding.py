@@ -29,6 +29,11 @@ def test_shared_uniforms_are_uniform_and_fixed_by_the_seed():
     assert shared_uniforms(42, 3).tolist() == [(h + 0.5) / 2**32 for h in hashes]
 
 
+def test_integer_reference_equals_the_float_definition():
+    q = np.tile(np.arange(256, dtype=np.uint8), 2000)
+    assert np.array_equal(reference_mask(q, 77), (shared_uniforms(77, q.size) < q / 255.0))
+
+
 def test_coupled_sample_is_a_bernoulli_sample_of_p():
     rng = np.random.default_rng(0)
     p = rng.random(500_000)

@@ -69,8 +69,21 @@ def test_signs_are_balanced_and_layers_differ():
     assert (s0 != s1).mean() > 0.45
 
 
+UNIFORMS = {(42, 0): 0.6754459781805053, (42, 1): 0.33876009203959256,
+            (2**62 + 5, 1000): 0.8389037997694686}
+
+
+def test_shared_uniforms_vectors():
+    from prism_edge.coding import shared_uniforms
+
+    for (seed, index), u in UNIFORMS.items():
+        assert float(shared_uniforms(seed, index + 1)[index]) == u
+
+
 def test_doc_publishes_the_asserted_vectors():
     doc = DOC.read_text()
+    for (seed, index), u in UNIFORMS.items():
+        assert f"| {seed} | {index} | {u!r} |" in doc
     for (seed, layer, index), h in RAW.items():
         assert re.search(rf"\| {seed} \| {layer} \| {index} \| {h} \|", doc)
     for (seed, layer), signs in FIRST16.items():

@@ -22,6 +22,7 @@ from flwr.serverapp.strategy import Strategy
 from .. import server as srv
 from ..architectures import build_generator
 from ..client import derive_seed
+from ..coding import Shared
 from ..config import RunConfig, check_transport
 from ..recorder import RunRecorder
 from .common import ARRAYS, CONFIG, DOWN_KEY, MASK_KEY, METRICS, run_config
@@ -106,7 +107,7 @@ class PrismStrategy(Strategy):
         decode = None
         if self.cfg.server.uplink == "coded":
             # the client drew and coded its mask with the seed of (run, round, its partition)
-            def decode(nid, up, _down=self.down):
+            def decode(nid, up, _down=Shared(self.down)):
                 pid = per_client.get(nid, {}).get("partition", -1)
                 if pid < 0 and isinstance(up, np.ndarray):
                     raise srv.UploadError("reply names no partition; cannot decode its mask")

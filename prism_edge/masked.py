@@ -37,6 +37,23 @@ class _PaperSample(torch.autograd.Function):
         return grad * p
 
 
+class _SteWeight(torch.autograd.Function):
+    """frozen * m with m ~ Bernoulli(sigmoid(s)) and the straight-through gradient
+    frozen * p * (1 - p) to s, in one node: autograd keeps p and the weight instead of five
+    weight-sized tensors (a device's training peak)."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, frozen: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        p = torch.sigmoid(scores)
+        ctx.save_for_backward(p, frozen)
+        return torch.bernoulli(p).mul_(frozen)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        p, frozen = ctx.saved_tensors
+        return grad * frozen * p * (1 - p), None
+
+
 def sample_mask(scores: torch.Tensor, estimator: str = "ste") -> torch.Tensor:
     """Draw m ~ Bernoulli(sigmoid(scores)) with a gradient to ``scores``."""
     if estimator == "ste":
@@ -77,6 +94,8 @@ class MaskedLayer(nn.Module):
 
     def effective_weight(self) -> torch.Tensor:
         if self.mode == "sample":
+            if self.estimator == "ste":
+                return _SteWeight.apply(self.scores, self.frozen)
             return self.frozen * sample_mask(self.scores, self.estimator)
         if self.mode == "expected":
             return self.frozen * torch.sigmoid(self.scores)

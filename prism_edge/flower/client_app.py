@@ -101,6 +101,7 @@ def train(msg: Message, context: Context) -> Message:
     if "adam" in context.state.array_records:
         arrays = {k: v.numpy() for k, v in context.state.array_records["adam"].items()}
         opt_state = opt_state_from_arrays(arrays)
+        del context.state.array_records["adam"], arrays  # replaced after the update
     coded = cfg.server.uplink == "coded" and down.dtype == np.uint8
     res = client_update(gen, fm, stats, scores, cfg.client, opt_state,
                         derive_seed(cfg.seed, rnd - 1, pid), downlink=down if coded else None)

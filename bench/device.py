@@ -90,10 +90,12 @@ def main(argv: list[str] | None = None) -> list[list]:
                    layer_sizes(gen), 42)
         export(bits, 42, model)
         for threads in (1, 2):
-            tr = probe(TRAIN, str(threads), str(steps))
+            alone = probe(TRAIN, str(threads), str(steps), "plain")
+            tr = probe(TRAIN, str(threads), str(steps), "flower")
             ge = probe(GENERATE, str(model), str(threads))
             rows.append([threads, round(tr["step_s"], 3), round(tr["round_s"], 1),
-                         round(tr["peak_mb"]), "yes" if tr["peak_mb"] <= 400 else "no",
+                         round(alone["peak_mb"]), round(tr["peak_mb"]),
+                         "yes" if tr["peak_mb"] <= 400 else "no",
                          round(1000 * ge["gen_s"], 1), round(ge["peak_mb"]),
                          "yes" if ge["peak_mb"] <= 150 else "no"])
     sizes = {n: package_mb(n) for n in ("onnxruntime", "numpy", "torch", "flwr")}
@@ -103,7 +105,13 @@ def main(argv: list[str] | None = None) -> list[list]:
     notes = (
         f"mnist-small ({gen.num_masked:,} masked weights), one client of 10 (shards:4, about 6,000 "
         f"MNIST images), batch 64, {steps} local steps per round, 8,192 RFF features. Training "
-        f"process: the client update of the ClientApp without Flower's own processes. "
+        f"process: what the ClientApp does in round 1 (build the generator and feature map, load "
+        f"the data, keep this client's partition, compute its statistics, run the local steps), "
+        f"in a fresh process; 'alone' imports only torch and prism-edge, 'ClientApp process' "
+        f"first imports what Flower's ClientApp process holds (flwr's clientapp runtime, about "
+        f"120 MB by itself), which is what a device really runs and what the goal applies to "
+        f"(bench/results/flower.md has the per-round peak of real ClientApps in a loopback "
+        f"deployment). "
         f"Installed size (site-packages): generation needs onnxruntime + numpy = {gen_deps:.0f} MB; "
         f"training adds torch ({sizes['torch']:.0f} MB) and flwr ({sizes['flwr']:.0f} MB), "
         f"{train_deps:.0f} MB in all.\n\n"
@@ -113,12 +121,14 @@ def main(argv: list[str] | None = None) -> list[list]:
         f"100-step round about {500 * step1 / 60:.1f}-{1000 * step1 / 60:.1f} minutes; memory does "
         f"not scale with speed, so the RSS figures above should hold within the Pi's 1-4 GB.")
     report.write("device", "Device budget (default architecture)",
-                 report.table(["threads", "s per local step", "s per round", "train peak RSS MB",
+                 report.table(["threads", "s per local step", "s per round",
+                               "train peak RSS MB, alone", "train peak RSS MB, ClientApp process",
                                "<= 400 MB (goal)", "generate 1 image ms", "generate peak RSS MB",
                                "<= 150 MB (goal)"], rows), notes)
     return [g for r in rows for g in (
-        ["device", f"train peak RSS, {r[0]} thread(s)", f"{r[3]} MB", "<= 400 MB", r[4]],
-        ["device", f"generate peak RSS, {r[0]} thread(s)", f"{r[6]} MB", "<= 150 MB", r[7]])]
+        ["device", f"train peak RSS (ClientApp process), {r[0]} thread(s)", f"{r[4]} MB",
+         "<= 400 MB", r[5]],
+        ["device", f"generate peak RSS, {r[0]} thread(s)", f"{r[7]} MB", "<= 150 MB", r[8]])]
 
 
 if __name__ == "__main__":

@@ -168,6 +168,10 @@ SCREEN = {
     "rff-paper-estimator": {"estimator": "paper"},
     "rff-lr0.03": {"lr": 0.03},
     "rff-batch256": {"batch": 256},
+    "rff-lr0.3": {"lr": 0.3},
+    "rff-4096-features": {"n_features": 4096},
+    "rff-16384-features": {"n_features": 16384},
+    "rff-ngf128": {"ngf": 128},
     "patch": {"features": "patch"},
     "rff+patch": {"features": "rff+patch"},
     "randconv": {"features": "randconv"},
@@ -185,12 +189,13 @@ def screen(args) -> None:
     for name in chosen:
         kw = dict(SCREEN[name])
         dense = kw.pop("dense", False)
+        arch_over = {"ngf": kw.pop("ngf")} if "ngf" in kw else None
         steps = args.steps // 4 if kw.get("batch") == 256 else args.steps
         cfg = ClientConfig(local_steps=steps, **{"features": "rff", **kw})
         from prism_edge.features import make_feature_map
         from prism_edge.stats import compute_stats
 
-        gen = build_generator("mnist-small", 42)
+        gen = build_generator("mnist-small", 42, arch_over)
         fm = make_feature_map(cfg.features, gen.out_shape, 0, cfg.n_features)
         stats = compute_stats(fm, tr.images)
         if dense:
@@ -214,19 +219,31 @@ def screen(args) -> None:
             save_grid(images[:64], OUT / f"screen-{name}-{how}.png", nrow=8)
         best = min(results, key=lambda h: results[h]["fid"])
         r = results[best]
-        rows.append([name, steps, round(1000 * sec / steps), f"{np.mean(losses[:20]):.4f}",
-                     f"{np.mean(losses[-20:]):.4f}",
-                     " / ".join(f"{h}: {v['fid']:.0f}" for h, v in results.items()),
-                     round(r["floor_ratio"], 1), f"{r['confident_fraction']:.0%}",
-                     f"![](quality/screen-{name}-{best}.png)"])
-        print(rows[-1], flush=True)
+        row = [name, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), steps,
+               round(1000 * sec / steps), f"{np.mean(losses[:20]):.4f}",
+               f"{np.mean(losses[-20:]):.4f}",
+               " / ".join(f"{h}: {v['fid']:.0f}" for h, v in results.items()),
+               round(r["floor_ratio"], 1), f"{r['confident_fraction']:.0%}",
+               f"![](quality/screen-{name}-{best}.png)"]
+        print(row, flush=True)
+        # every run adds its rows to the record; the table shows the latest row of each variant
+        with (OUT / "screen.jsonl").open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+    latest = {}
+    for line in (OUT / "screen.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        latest[row[0]] = row
+    rows = list(latest.values())
     report.write("quality_screen", "Centralized screening of losses, features and estimators",
-                 report.table(["variant", "steps", "ms/step", "loss first", "loss last",
-                               "FID-LeNet (final mask)", "ratio to floor", "conf >= 0.9", "grid"],
-                              rows),
+                 report.table(["variant", "measured", "steps", "ms/step", "loss first",
+                               "loss last", "FID-LeNet (final mask)", "ratio to floor",
+                               "conf >= 0.9", "grid"], rows),
                  f"mnist-small, one client with all 60,000 MNIST images, batch 64 (256 where named, "
-                 f"with a quarter of the steps), Adam lr 0.1 betas (0.5, 0.999), 8,192 features; "
-                 f"2,000 samples (floor {ref.floor:.1f} at this size).")
+                 f"with a quarter of the steps), Adam lr 0.1 betas (0.5, 0.999), 8,192 features "
+                 f"unless named; "
+                 f"2,000 samples (floor {ref.floor:.1f} at this size). Variants: "
+                 + "; ".join(f"{k}: {v or 'the defaults'}" for k, v in SCREEN.items())
+                 + ". Reproduce: `python -m bench.quality screen --steps 800 --variants NAME`.")
 
 
 def main() -> None:

@@ -123,7 +123,10 @@ def write_federated_table(n: int) -> None:
                  f"Evaluated on the exported single mask (threshold p > 0.5; dense: fp32 "
                  f"weights), {n} samples against the test split. Rows are appended to "
                  f"bench/results/quality/federated.jsonl by each `python -m bench.quality "
-                 f"federated` run, with the time it was measured.\n\nReproduce:\n{cmds}")
+                 f"federated` run, with the time it was measured. What else was tried (loss "
+                 f"estimators, feature maps, gradient estimators, learning rate, batch size, "
+                 f"feature count, width, dense weights), centrally on one client: "
+                 f"[quality_screen.md](quality_screen.md).\n\nReproduce:\n{cmds}")
 
 
 def privacy(args) -> None:

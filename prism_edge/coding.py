@@ -24,7 +24,7 @@ import struct
 
 import numpy as np
 
-from .seeded import INDEX_MUL, MASK32, MIX_MUL1, MIX_MUL2, hash_numpy, layer_key
+from .seeded import MASK32, hash_numpy
 
 MAGIC = b"PRC2"
 N_BINS = 16
@@ -39,19 +39,6 @@ class CodingError(ValueError):
 def coupling_seed(client_seed: int) -> int:
     """The uint32 seed of a client's sampling uniforms, from its per-round seed."""
     return int(client_seed) & MASK32
-
-
-def _hashes(seed: int, base: np.ndarray) -> np.ndarray:
-    """h(coupling_seed(seed), COUPLING_LAYER, i) given base = i * INDEX_MUL: the seed contract's
-    hash computed in place (the server runs it once per client per round)."""
-    x = base ^ np.uint32(layer_key(coupling_seed(seed), COUPLING_LAYER))
-    tmp = np.empty_like(x)
-    for shift, mul in ((16, MIX_MUL1), (15, MIX_MUL2), (16, None)):
-        np.right_shift(x, np.uint32(shift), out=tmp)
-        x ^= tmp
-        if mul is not None:
-            x *= np.uint32(mul)
-    return x
 
 
 def shared_uniforms(seed: int, n: int) -> np.ndarray:
@@ -78,7 +65,7 @@ class Shared:
     def __init__(self, q: np.ndarray):
         self.q = np.ascontiguousarray(np.asarray(q, np.uint8).reshape(-1))
         self.n = self.q.size
-        self.base = np.arange(self.n, dtype=np.uint32) * np.uint32(INDEX_MUL)
+        self.index = np.arange(self.n, dtype=np.uint32)
         self.threshold = _THRESHOLDS[self.q]
         self.certain = self.q == 255  # h < 2^32 always; the uint32 threshold stops at 2^32 - 1
         dist = np.abs(self.q.astype(np.int16) * 2 - 255)  # 1..255, larger = more certain
@@ -88,7 +75,7 @@ class Shared:
 
     def reference(self, seed: int) -> np.ndarray:
         """What the server expects the mask to be: the same uniforms against the global q."""
-        ref = _hashes(seed, self.base) < self.threshold
+        ref = hash_numpy(coupling_seed(seed), COUPLING_LAYER, self.index) < self.threshold
         ref |= self.certain
         return ref.view(np.uint8)
 

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> list[list]:
             rows.append([r["round"], c["partition"], f"{c['sent']:,}", f"{c['received']:,}",
                          round(8 * c["sent"] / n, 4), round(8 * c["received"] / n, 3),
                          round(c["sent"] / ((n + 7) // 8), 4), round(c["sent"] / (4 * n), 4),
-                         round(c["peak_rss_mb"])])
+                         round(c["peak_rss_mb"]),
+                         {0: "lean", 1: "flwr-clientapp"}.get(c.get("stock_launcher"), "?")])
     walls = [r["seconds"] for r in rows_in]
     compute = [max(c.get("train_seconds", 0.0) for c in r["per_client"].values()) for r in rows_in]
     overhead = [w - c for w, c in zip(walls, compute)]
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> list[list]:
     report.write("flower", "Flower deployment: bytes on the wire per client and round",
                  report.table(["round", "partition", "uplink bytes", "downlink bytes",
                                "uplink bits/weight", "downlink bits/weight",
-                               "uplink / (weights/8)", "uplink / fp32 weights", "client peak RSS MB"],
+                               "uplink / (weights/8)", "uplink / fp32 weights", "client peak RSS MB",
+                               "ClientApp command"],
                               rows), notes)
     worst = max(float(r[6]) for r in rows)
     return [["flower", "uplink bytes / (masked weights / 8), worst client-round", f"{worst:.4f}",

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from prism_edge.errors import PrismError
 
+from .clientapp import shim_dir
+
 
 def supernode_command(superlink: str, partition_id: int, data_dir: str | None, threads: int | None,
                       max_memory_mb: int | None, port: int = 9094,
@@ -34,13 +36,15 @@ def supernode_command(superlink: str, partition_id: int, data_dir: str | None, t
 
 def join(superlink: str, partition_id: int, data_dir: str | None, threads: int | None,
          max_memory_mb: int | None, port: int, root_certificates: str | None,
-         extra_config: str = "") -> None:
+         extra_config: str = "", stock_clientapp: bool = False) -> None:
     """Replace this process with the SuperNode (it runs until stopped)."""
     cmd = supernode_command(superlink, partition_id, data_dir, threads, max_memory_mb, port,
                             root_certificates, extra_config)
     env = dict(os.environ)
     # the node spawns flower-superexec / flwr-clientapp: they must be on PATH
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    if not stock_clientapp:  # the lean flwr-clientapp comes first (device_client/clientapp.py)
+        env["PATH"] = str(shim_dir()) + os.pathsep + env["PATH"]
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     if env.get("PRISM_EDGE_DATA"):

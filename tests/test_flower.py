@@ -46,6 +46,7 @@ def test_three_supernodes_two_rounds_then_export_and_generate(deploy, tmp_path):
         assert 1000 < c["sent"] < 0.6 * (n + 7) // 8
         assert n < c["received"] < n + 2048  # 8-bit global probability
         assert c["peak_rss_mb"] > 0
+        assert c["stock_launcher"] == 0  # device join's lean flwr-clientapp ran the ClientApp
     export(out / "final.bits", 42, tmp_path / "g.onnx")
     images = OnnxGenerator(tmp_path / "g.onnx").generate(4, seed=0)
     assert images.shape == (4, 1, 28, 28) and np.isfinite(images).all()
@@ -66,7 +67,8 @@ def test_malformed_upload_is_rejected_and_round_completes(deploy, tmp_path):
 
 def test_killed_supernode_does_not_stop_the_run(deploy, tmp_path):
     deploy.start_superlink()
-    names = [deploy.start_node(pid) for pid in range(3)]
+    # node 0 runs its ClientApp through Flower's own flwr-clientapp command
+    names = [deploy.start_node(pid, stock_clientapp=pid == 0) for pid in range(3)]
     out = tmp_path / "out"
     # the plain 1-bit uplink travels through Flower here (the other tests use the coded one)
     p = deploy.run(f"local-steps=40 batch=8 n-features=128 num-clients=3 rounds=2 min-clients=3 "
@@ -82,6 +84,7 @@ def test_killed_supernode_does_not_stop_the_run(deploy, tmp_path):
     assert r[0]["accepted"] == 2 and len(r[0]["missing"]) == 1
     n = read_bits(out / "final.bits").total
     assert all((n + 7) // 8 < c["sent"] < (n + 7) // 8 + 2048 for c in r[0]["per_client"].values())
+    assert {c["partition"]: c["stock_launcher"] for c in r[0]["per_client"].values()} == {0: 1, 1: 0}
     assert "did not answer" in deploy.text()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import resource
+import sys
 import time
 
 import numpy as np
@@ -115,7 +116,10 @@ def train(msg: Message, context: Context) -> Message:
              res.loss_first, res.loss_last, upload.nbytes, rss)
     metrics = {"partition_id": pid, "loss_first": res.loss_first, "loss_last": res.loss_last,
                "ones": res.ones, "nbytes": int(upload.nbytes), "peak_rss_mb": rss,
-               "seconds": time.time() - t0, "epsilon": float(stats.privacy.get("epsilon", -1.0)),
+               "seconds": time.time() - t0,
+               # 1 when Flower's own flwr-clientapp started this process (device_client/clientapp.py)
+               "stock_launcher": int("flwr.supernode.cli" in sys.modules),
+               "epsilon": float(stats.privacy.get("epsilon", -1.0)),
                **{k: float(v) for k, v in caps.items()}}
     content = RecordDict({ARRAYS: ArrayRecord({MASK_KEY: Array(np.ascontiguousarray(upload))}),
                           METRICS: MetricRecord(metrics)})

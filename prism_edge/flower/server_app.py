@@ -97,6 +97,7 @@ class PrismStrategy(Strategy):
                 per_client[str(nid)] = {"sent": up_bytes, "received": self.sent.get(nid, 0),
                                         "peak_rss_mb": float(m.get("peak_rss_mb", 0.0)),
                                         "train_seconds": float(m.get("seconds", 0.0)),
+                                        "stock_launcher": int(m.get("stock_launcher", -1)),
                                         "partition": int(m.get("partition_id", -1))}
             except (KeyError, TypeError, ValueError) as exc:
                 uploads[str(nid)] = f"malformed reply ({exc})"

@@ -28,6 +28,7 @@ from prism_edge.masked import (
     MaskedLinear,
 )
 from prism_edge.seeded import INDEX_MUL, MIX_MUL1, MIX_MUL2, layer_key
+from prism_edge.upsample_conv import tap_matrix
 
 OPSET = 18
 META_PREFIX = "prism_edge."
@@ -136,13 +137,8 @@ class _Builder:
         raise TypeError(f"the ONNX exporter does not know module {type(m).__name__}")
 
     def up2_conv(self, m: MaskedConv2d, x: str) -> str:
-        """Nearest 2x upsampling then a stride-1 conv, computed without the upsampled tensor.
-
-        A 1x1 conv commutes with the upsampling, so it runs on the small input. A 3x3 conv (pad 1)
-        on a nearest-upsampled image is, for each of the four output phases (row parity a, column
-        parity b), a 2x2 conv on the input whose taps are sums of the 3x3 taps; DepthToSpace then
-        interleaves the phases. Same function, 16 instead of 36 multiply-adds per input pixel.
-        """
+        """Nearest 2x upsampling then a stride-1 conv, computed without the upsampled tensor, as
+        in training (prism_edge/upsample_conv.py); DepthToSpace interleaves the four phases."""
         k = m.shape[-1]
         if k == 1 and m.padding == 0:
             return self.module(Up2(), self.module(m, x))
@@ -150,17 +146,10 @@ class _Builder:
             return self.module(m, self.module(Up2(), x))
         cout, cin = m.shape[0], m.shape[1]
         w9 = self.op("Reshape", [self.weight(m), self.const(np.array([cout, cin, 9], np.int64))])
-        # taps of the 3-tap kernel that land on input offset 0 / 1, for phase 0 and phase 1
-        groups = {0: ({0}, {1, 2}), 1: ({0, 1}, {2})}
         phases = []
         for a in (0, 1):
             for b in (0, 1):
-                comb = np.zeros((9, 4), np.float32)
-                for p, rows in enumerate(groups[a]):
-                    for q, cols in enumerate(groups[b]):
-                        for dy in rows:
-                            for dx in cols:
-                                comb[dy * 3 + dx, p * 2 + q] = 1.0
+                comb = tap_matrix(a, b)
                 kab = self.op("Reshape", [self.op("MatMul", [w9, self.const(comb)]),
                                           self.const(np.array([cout, cin, 2, 2], np.int64))])
                 phases.append(self.op("Conv", [x, kab], kernel_shape=[2, 2],

@@ -19,6 +19,7 @@ from torch import nn
 
 from .masked import MaskedConv2d, MaskedConvTranspose2d, MaskedLinear, layer_sizes, masked_layers
 from .seeded import check_seed
+from .upsample_conv import up2_conv
 
 RELU_GAIN = math.sqrt(2.0)
 
@@ -59,7 +60,24 @@ class ResBlock(nn.Module):
         self.main, self.shortcut = main, shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x) + self.shortcut(x)
+        return run_fused(self.main, x) + run_fused(self.shortcut, x)
+
+
+def run_fused(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Run ``seq``, an Up2 followed by a stride-1 masked conv as one ``up2_conv`` (same function,
+    2.25x fewer multiply-adds for a 3x3 conv; the ONNX exporter applies the same rule)."""
+    children = list(seq)
+    i = 0
+    while i < len(children):
+        m = children[i]
+        nxt = children[i + 1] if i + 1 < len(children) else None
+        if isinstance(m, Up2) and isinstance(nxt, MaskedConv2d) and nxt.stride == 1:
+            x = up2_conv(x, nxt.effective_weight(), nxt.padding)
+            i += 2
+        else:
+            x = m(x)
+            i += 1
+    return x
 
 
 class Generator(nn.Module):

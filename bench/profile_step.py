@@ -18,6 +18,7 @@ import json, sys, time
 import torch
 from prism_edge.memory import peak_rss_mb
 arch, threads, steps, features = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+bf16 = sys.argv[5] == "bf16"  # as local_train does for --precision bf16
 torch.set_num_threads(threads)
 from prism_edge.architectures import build_generator
 from prism_edge.features import make_feature_map
@@ -28,7 +29,9 @@ fm = make_feature_map(features, gen.out_shape, 0, 8192)
 stats = DataStats(torch.zeros(8192), 1)
 set_mode(gen, "sample", "ste")
 from prism_edge.adam import Adam
+from prism_edge.memory import release_free_memory
 opt = Adam([m.scores for m in masked_layers(gen)], 0.1, (0.5, 0.999))
+release_free_memory()
 t = {"mask sampling": 0.0, "generator forward (incl. sampling)": 0.0, "feature map": 0.0,
      "backward": 0.0, "optimiser": 0.0}
 for i in range(steps + 2):
@@ -38,9 +41,10 @@ for i in range(steps + 2):
         for m in masked_layers(gen):
             sample_mask(m.scores)
     b = time.perf_counter()
-    x = gen(z)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        x = gen(z)
     c = time.perf_counter()
-    loss = mmd_loss(fm(x), stats)
+    loss = mmd_loss(fm(x.float()), stats)
     d = time.perf_counter()
     opt.zero_grad()
     loss.backward()
@@ -61,10 +65,11 @@ def main(argv: list[str] | None = None) -> list[list]:
     args = ap.parse_args(argv)
     steps = 5 if args.quick else 20
     rows = []
-    for arch in ("mnist-small", "paper-resnet"):
+    for arch, precision in (("mnist-small", "fp32"), ("paper-resnet", "fp32"),
+                            ("paper-resnet", "bf16")):
         for threads in (1, 2):
-            out = subprocess.run([sys.executable, "-c", PROBE, arch, str(threads), str(steps), "rff"],
-                                 capture_output=True, text=True, check=True).stdout
+            out = subprocess.run([sys.executable, "-c", PROBE, arch, str(threads), str(steps), "rff",
+                                  precision], capture_output=True, text=True, check=True).stdout
             r = json.loads(out.strip().splitlines()[-1])
             parts = r["parts"]
             step = sum(v for k, v in parts.items() if k != "mask sampling")
@@ -72,23 +77,32 @@ def main(argv: list[str] | None = None) -> list[list]:
             goal = ""
             if arch == "paper-resnet":
                 goal = "yes" if step <= 0.5 and r["peak_mb"] <= 600 else "no"
-            rows.append([arch, threads, round(step, 3)] +
+            rows.append([arch, precision, threads, round(step, 3)] +
                         [f"{1000 * v:.1f} ({100 * v / step:.0f}%)" for v in parts.values()] +
                         [largest, round(r["peak_mb"]), goal])
     report.write("profile_step", "Profile of one local step (batch 64, RFF features)",
-                 report.table(["architecture", "threads", "s per step", "mask sampling ms*",
+                 report.table(["architecture", "precision", "threads", "s per step", "mask sampling ms*",
                                "generator fwd ms", "feature map ms", "backward ms", "optimiser ms",
                                "largest share", "peak RSS MB", "paper-resnet goal met"], rows),
                  f"Mean of {steps} steps after 2 warm-up steps, one fresh process per row. "
                  "*Mask sampling is timed alone (no grad) for reference; in a step it happens "
                  "inside the generator forward, so the step total counts it once. What was done "
-                 "about the largest share: the 28x28 generator's final 3x3 conv at 64 channels was "
-                 "replaced by a transposed conv straight to the image (step 107 -> 50 ms for "
-                 "generator forward+backward), and the random conv feature network, as slow as the "
-                 "generator, is not the default.")
-    return [["profile_step", f"{r[0]} s/step, {r[1]} thread(s) (peak RSS)",
-             f"{r[2]} s ({r[9]} MB)", "<= 0.5 s, <= 600 MB" if r[0] == "paper-resnet" else "-",
-             r[10] or "-"] for r in rows]
+                 "about the largest share (the convolutions, forward and backward): paper-resnet's "
+                 "nearest-upsample + 3x3 convs run as four 2x2 phase convs on the small input "
+                 "(prism_edge/upsample_conv.py; same function, 2.25x fewer multiply-adds; "
+                 "1.13 -> 0.70 s at 2 threads) and its upsample + 1x1 shortcut as conv then "
+                 "upsample; masks are drawn as u < p (4x faster than torch.bernoulli); "
+                 "`--precision bf16` runs the generator's convolutions in bfloat16 (this CPU has "
+                 "bf16 units; scores, optimiser, features and loss stay fp32; its effect on "
+                 "quality is in quality_screen.md); the RFF matrix is stored in float16 (100 -> "
+                 "50 MB for 32x32x3 images). Earlier: the 28x28 generator's final 3x3 conv at 64 "
+                 "channels became a transposed conv straight to the image (step 107 -> 50 ms). "
+                 "Peak RSS is with glibc's default malloc (a simulation's setting; a device client "
+                 "trades speed for memory, see device.md). This machine is noisy: repeated runs of "
+                 "one row differ by up to ~20% in time and ~20 MB in peak.")
+    return [["profile_step", f"{r[0]} {r[1]} s/step, {r[2]} thread(s) (peak RSS)",
+             f"{r[3]} s ({r[10]} MB)", "<= 0.5 s, <= 600 MB" if r[0] == "paper-resnet" else "-",
+             r[11] or "-"] for r in rows]
 
 
 if __name__ == "__main__":

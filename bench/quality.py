@@ -175,6 +175,7 @@ SCREEN = {
     "rff-4096-features": {"n_features": 4096},
     "rff-16384-features": {"n_features": 16384},
     "rff-ngf128": {"ngf": 128},
+    "rff-bf16": {"precision": "bf16"},
     "patch": {"features": "patch"},
     "rff+patch": {"features": "rff+patch"},
     "randconv": {"features": "randconv"},

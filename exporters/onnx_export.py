@@ -65,7 +65,7 @@ class _Builder:
 
     def weight(self, layer: MaskedLayer) -> str:
         if self.dense:
-            return self.const((layer.frozen * layer.mask).numpy().astype(np.float32), "w")
+            return self.const((layer.frozen * layer.fixed_mask()).numpy().astype(np.float32), "w")
         count = layer.numel
         i = layer.layer_index
         idx = self.op("Cast", [self.op("Range", [self.const(np.array(0, np.int64)),
@@ -79,7 +79,7 @@ class _Builder:
         x = self._xorshift(x, 16)
         sign_bit = self.op("BitShift", [x, self.const(np.array(31, np.uint32))], direction="RIGHT")
         # packed mask bytes -> bits, MSB first (numpy.packbits order)
-        packed = np.packbits(layer.mask.numpy().reshape(-1).astype(bool))
+        packed = np.packbits(layer.fixed_mask().numpy().reshape(-1))
         byt = self.op("Cast", [self.const(packed.reshape(-1, 1), f"mask{i}")], to=TensorProto.UINT32)
         bits = self.op("BitwiseAnd", [
             self.op("BitShift", [byt, self.const(np.arange(7, -1, -1, dtype=np.uint32))],

@@ -46,7 +46,7 @@ class Adam:
             g = p.grad
             m.lerp_(g, 1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
+            denom = v.sqrt().div_(bc2_sqrt).add_(self.eps)
             p.addcdiv_(m, denom, value=-self.lr / bc1)
 
     def state_dict(self) -> dict:

@@ -19,6 +19,7 @@ from .coding import coupled_sample, encode
 from .config import ClientConfig
 from .features import FeatureMap
 from .masked import get_flat_scores, masked_layers, set_flat_scores, set_mode
+from .memory import release_free_memory
 from .stats import DataStats, mmd_loss
 
 
@@ -70,10 +71,16 @@ def local_train(gen: Generator, fm: FeatureMap, stats: DataStats, cfg: ClientCon
                 opt_state: dict | None, progress=None) -> tuple[list[float], dict]:
     """L Adam steps on the model's scores (or dense weights) against the fixed statistics."""
     opt = Adam([m.scores for m in masked_layers(gen)], lr, tuple(cfg.betas), state=opt_state)
+    release_free_memory()
     losses = []
+    # bf16: the generator's convolutions and matmuls run in bfloat16 (scores, optimiser, feature
+    # map and loss stay float32); about 1.6x faster on CPUs with bf16 units, half the activations
+    bf16 = cfg.precision == "bf16"
     for step in range(cfg.local_steps):
         z = torch.randn(cfg.batch, gen.nz)
-        loss = mmd_loss(fm(gen(z)), stats, cfg.mmd)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            x = gen(z)
+        loss = mmd_loss(fm(x.float()), stats, cfg.mmd)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -18,6 +18,10 @@ class ClientConfig:
     features: str = "rff"  # feature map kind
     n_features: int = 8192
     feature_seed: int = 0
+    precision: str = "fp32"  # generator arithmetic: fp32 | bf16 (autocast; see local_train)
+
+
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -61,7 +65,10 @@ class RunConfig:
         return cls(**d, client=client, server=server)
 
 
-def check_transport(cfg: RunConfig) -> None:
+def check_settings(cfg: RunConfig) -> None:
+    """Settings whose values are only known at run time (Flower run config, checkpoints)."""
+    if cfg.client.precision not in PRECISIONS:
+        raise PrismError(f"unknown precision {cfg.client.precision!r}; use fp32 or bf16")
     if cfg.server.uplink not in ("coded", "packed"):
         raise PrismError(f"unknown uplink {cfg.server.uplink!r}; use coded or packed")
     if cfg.server.uplink == "coded" and cfg.server.downlink != "uint8" and cfg.mode == "mask":

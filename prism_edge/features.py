@@ -24,33 +24,68 @@ from .errors import PrismError
 FEATURE_KINDS = ("rff", "randconv", "patch", "rff+randconv", "rff+patch")
 
 
-def _gaussian(rng: np.random.Generator, *shape: int) -> torch.Tensor:
+def _gaussian(rng: np.random.Generator, *shape: int, col_scale: np.ndarray | None = None,
+              dtype=np.float32) -> torch.Tensor:
     # numpy's PCG64 stream, not torch's RNG: the features are the same on every client. Drawn in
     # float64 a slice at a time (the same stream as one draw) so a device never holds the whole
-    # matrix in float64 (51 MB for the default RFF map).
-    out = np.empty(shape, np.float32)
+    # matrix in float64 (51 MB for the default RFF map); ``col_scale`` divides each column.
+    out = np.empty(shape, dtype)
     flat = out.reshape(shape[0], -1)
     rows = max(1, (1 << 17) // max(1, flat.shape[1]))
     for i in range(0, shape[0], rows):
-        flat[i:i + rows] = rng.standard_normal(flat[i:i + rows].shape)
+        draw = rng.standard_normal(flat[i:i + rows].shape).astype(np.float32)
+        flat[i:i + rows] = draw if col_scale is None else draw / col_scale
     return torch.from_numpy(out)
+
+
+class _HalfStoredMatmul(torch.autograd.Function):
+    """v @ W for a constant W stored in float16, computed in float32 a block of rows at a time
+    through one reused buffer: W costs half the memory (the largest tensor of a device client)
+    and no full float32 copy of it is ever made."""
+
+    @staticmethod
+    def forward(ctx, v: torch.Tensor, w16: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(w16)
+        ctx.buf = buf
+        out = v.new_zeros(v.shape[0], w16.shape[1])
+        rows = buf.shape[0]
+        for i in range(0, w16.shape[0], rows):
+            blk = buf[:min(rows, w16.shape[0] - i)].copy_(w16[i:i + rows])
+            out.addmm_(v[:, i:i + rows], blk)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (w16,) = ctx.saved_tensors
+        buf = ctx.buf
+        gv = grad.new_empty(grad.shape[0], w16.shape[0])
+        rows = buf.shape[0]
+        for i in range(0, w16.shape[0], rows):
+            blk = buf[:min(rows, w16.shape[0] - i)].copy_(w16[i:i + rows])
+            torch.mm(grad, blk.t(), out=gv[:, i:i + blk.shape[0]])
+        return gv, None, None
 
 
 class RFF(nn.Module):
     """phi(v) = sqrt(2/D) cos(v W / sigma + b) for v of dimension ``dim``; sigma per feature is
-    drawn from ``bandwidths`` (a multi-bandwidth Gaussian kernel), relative to sqrt(dim)."""
+    drawn from ``bandwidths`` (a multi-bandwidth Gaussian kernel), relative to sqrt(dim).
+    W is kept in float16 (its entries rounded once; arithmetic stays float32)."""
 
     def __init__(self, dim: int, n_features: int, seed: int, bandwidths=(0.5, 1.0, 2.0)):
         super().__init__()
         rng = np.random.default_rng(seed)
         sig = np.resize(np.asarray(bandwidths, np.float32), n_features) * math.sqrt(dim) * 0.5
-        self.register_buffer("w", _gaussian(rng, dim, n_features).div_(torch.from_numpy(sig)))
+        self.register_buffer("w", _gaussian(rng, dim, n_features, col_scale=sig,
+                                            dtype=np.float16))
         self.register_buffer("b", torch.from_numpy(
             rng.uniform(0, 2 * math.pi, n_features).astype(np.float32)))
         self.scale = math.sqrt(2.0 / n_features)
+        # ~2 MB: 64 rows of W in float32 at a time
+        self._buf = torch.empty(min(dim, max(1, (1 << 19) // n_features)), n_features)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        return self.scale * torch.cos(v.flatten(1) @ self.w + self.b)
+        z = _HalfStoredMatmul.apply(v.flatten(1).float(), self.w, self._buf)
+        return self.scale * torch.cos(z + self.b)
 
 
 class RandConv(nn.Module):

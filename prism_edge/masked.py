@@ -45,18 +45,18 @@ class _PaperSample(torch.autograd.Function):
 
 class _SteWeight(torch.autograd.Function):
     """frozen * m with m ~ Bernoulli(sigmoid(s)) and the straight-through gradient
-    frozen * p * (1 - p) to s, in one node: autograd keeps p and the weight instead of five
-    weight-sized tensors (a device's training peak)."""
+    frozen * p * (1 - p) to s, in one node that keeps only tensors that live anyway (scores,
+    frozen weight): no weight-sized tensor is held for backward (a device's training peak)."""
 
     @staticmethod
     def forward(ctx, scores: torch.Tensor, frozen: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        p = torch.sigmoid(scores)
-        ctx.save_for_backward(p, frozen)
-        return bernoulli(p).mul_(frozen)
+        ctx.save_for_backward(scores, frozen)
+        return bernoulli(torch.sigmoid(scores)).mul_(frozen)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        p, frozen = ctx.saved_tensors
+        scores, frozen = ctx.saved_tensors
+        p = torch.sigmoid(scores)
         return grad * frozen * p * (1 - p), None
 
 
@@ -86,7 +86,8 @@ class MaskedLayer(nn.Module):
         self.shape = tuple(shape)
         self.scale = gain / math.sqrt(fan_in)
         self.register_buffer("frozen", torch.zeros(self.shape), persistent=False)
-        self.register_buffer("mask", torch.ones(self.shape), persistent=False)
+        # the installed binary mask (bool), made on first install: training never needs it
+        self.register_buffer("mask", None, persistent=False)
         self.scores = nn.Parameter(torch.zeros(self.shape))
         self.mode = "fixed"
         self.estimator = "ste"
@@ -107,7 +108,11 @@ class MaskedLayer(nn.Module):
             return self.frozen * torch.sigmoid(self.scores)
         if self.mode == "dense":
             return self.scores
-        return self.frozen * self.mask
+        return self.frozen if self.mask is None else self.frozen * self.mask
+
+    def fixed_mask(self) -> torch.Tensor:
+        """The installed mask as bool (all ones before any is installed)."""
+        return torch.ones(self.shape, dtype=torch.bool) if self.mask is None else self.mask
 
 
 class MaskedLinear(MaskedLayer):
@@ -188,12 +193,12 @@ def set_flat_scores(model: nn.Module, flat: torch.Tensor) -> None:
 
 def set_flat_mask(model: nn.Module, flat) -> None:
     """Install a flat binary mask (any array-like of 0/1, length = masked weights)."""
-    flat = torch.as_tensor(flat).to(torch.float32).reshape(-1)
+    flat = torch.as_tensor(flat).reshape(-1) != 0
     total = sum(layer_sizes(model))
     if flat.numel() != total:
         raise ValueError(f"mask has {flat.numel()} entries, the model has {total} masked weights")
     offset = 0
     for m in masked_layers(model):
-        m.mask.copy_(flat[offset:offset + m.numel].reshape(m.shape))
+        m.mask = flat[offset:offset + m.numel].reshape(m.shape).clone()
         offset += m.numel
     set_mode(model, "fixed")

@@ -20,7 +20,7 @@ from .architectures import Generator, build_generator
 from .client import client_update, derive_seed, local_train
 from .clientdata import client_indices, client_stats, feature_map, load_train, privacy_label
 from .coding import Shared
-from .config import RunConfig, check_transport
+from .config import RunConfig, check_settings
 from .data import Dataset
 from .features import FeatureMap
 from .masked import masked_layers, set_flat_scores, set_mode
@@ -58,7 +58,7 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
 
     ``on_round(round, downlink, uploads, masks)`` (optional) sees what travelled in each round
     and the packed masks the uploads stand for; the communication benchmark uses it."""
-    check_transport(cfg)
+    check_settings(cfg)
     setup = prepare(cfg)
     gen = setup.gen
     coded = cfg.mode == "mask" and cfg.server.uplink == "coded"

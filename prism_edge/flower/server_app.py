@@ -23,7 +23,7 @@ from .. import server as srv
 from ..architectures import build_generator
 from ..client import derive_seed
 from ..coding import Shared
-from ..config import RunConfig, check_transport
+from ..config import RunConfig, check_settings
 from ..recorder import RunRecorder
 from .common import ARRAYS, CONFIG, DOWN_KEY, MASK_KEY, METRICS, run_config
 
@@ -140,7 +140,7 @@ class PrismStrategy(Strategy):
 def main(grid: Grid, context: Context) -> None:
     logging.basicConfig(level=logging.INFO)
     cfg, deploy = run_config(context.run_config)
-    check_transport(cfg)
+    check_settings(cfg)
     gen = build_generator(cfg.arch, cfg.seed)
     rec = RunRecorder(deploy["out_dir"], cfg, gen)
     ck = rec.begin(deploy["resume"])

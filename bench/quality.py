@@ -176,6 +176,10 @@ SCREEN = {
     "rff-16384-features": {"n_features": 16384},
     "rff-ngf128": {"ngf": 128},
     "rff-bf16": {"precision": "bf16"},
+    # how far more steps go (the screen's other rows use --steps)
+    "rff-3200-steps": {"steps": 3200},
+    "rff-lr0.3-3200-steps": {"lr": 0.3, "steps": 3200},
+    "rff-ngf128-3200-steps": {"ngf": 128, "steps": 3200},
     "patch": {"features": "patch"},
     "rff+patch": {"features": "rff+patch"},
     "randconv": {"features": "randconv"},
@@ -194,7 +198,8 @@ def screen(args) -> None:
         kw = dict(SCREEN[name])
         dense = kw.pop("dense", False)
         arch_over = {"ngf": kw.pop("ngf")} if "ngf" in kw else None
-        steps = args.steps // 4 if kw.get("batch") == 256 else args.steps
+        steps = kw.pop("steps", args.steps)
+        steps = steps // 4 if kw.get("batch") == 256 else steps
         cfg = ClientConfig(local_steps=steps, **{"features": "rff", **kw})
         from prism_edge.features import make_feature_map
         from prism_edge.stats import compute_stats

@@ -40,10 +40,11 @@ def lean_malloc() -> bool:
     glibc raises its mmap threshold each time a large block is freed, so later large tensors
     come from a heap that never shrinks; a training process then sits well above its live
     memory (measured: 515 -> 460 MB peak for a device client round). Fixing the thresholds stops
-    that. It costs time: every block over 64 KiB becomes a fresh mapping whose pages the kernel
-    must zero again (mnist-small local step, 2 threads: 48 ms with glibc's defaults, 73-106 ms
-    with this, noisy; a 3 MiB threshold keeps the speed but adds ~30 MB). Returns False where the
-    C library is not glibc (the call is then a no-op).
+    that. It costs time: every block over the threshold is a fresh mapping whose pages the kernel
+    zeroes again. Measured for an mnist-small round (2 threads, torch + prism-edge only; noisy):
+    glibc's defaults ~48 ms per step; threshold 64 KiB 83-103 ms, peak 297 MB; 2 MiB (chosen)
+    66 ms, 314 MB; 3 MiB 42-46 ms, 333-335 MB. Returns False where the C library is not glibc
+    (the call is then a no-op).
     """
     import ctypes
 
@@ -53,4 +54,4 @@ def lean_malloc() -> bool:
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, 64 * 1024) and mallopt(m_trim_threshold, 1 << 20))
+    return bool(mallopt(m_mmap_threshold, 2 << 20) and mallopt(m_trim_threshold, 1 << 20))

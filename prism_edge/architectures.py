@@ -128,6 +128,10 @@ class _Counter:
         return self.i
 
 
+# Every ReLU follows a Norm, whose backward needs its input, not its output: rectifying in place
+# saves one activation tensor per layer for backward (same values).
+
+
 def _dcgan(cfg: ArchConfig, base: int) -> tuple[nn.Sequential, tuple[int, int, int]]:
     """Linear -> stride-2 transposed convs halving the channels -> last one to image channels."""
     n = _Counter()
@@ -135,10 +139,10 @@ def _dcgan(cfg: ArchConfig, base: int) -> tuple[nn.Sequential, tuple[int, int, i
     c = cfg.ngf * (2 ** (ups - 1))
     g = cfg.norm_groups
     layers: list[nn.Module] = [MaskedLinear(n(), cfg.nz, c * base * base, RELU_GAIN),
-                               Reshape(c, base, base), Norm(c, g), nn.ReLU()]
+                               Reshape(c, base, base), Norm(c, g), nn.ReLU(inplace=True)]
     for _ in range(ups - 1):
         layers += [MaskedConvTranspose2d(n(), c, c // 2, 4, 2, 1, RELU_GAIN), Norm(c // 2, g),
-                   nn.ReLU()]
+                   nn.ReLU(inplace=True)]
         c //= 2
     layers += [MaskedConvTranspose2d(n(), c, cfg.channels, 4, 2, 1, 1.0), nn.Tanh()]
     return nn.Sequential(*layers), (cfg.channels, cfg.size, cfg.size)
@@ -152,14 +156,14 @@ def _resnet(cfg: ArchConfig) -> tuple[nn.Sequential, tuple[int, int, int]]:
     layers: list[nn.Module] = [MaskedLinear(n(), cfg.nz, chans[0] * 16, RELU_GAIN),
                                Reshape(chans[0], 4, 4)]
     for cin, cout in zip(chans[:-1], chans[1:]):
-        main = nn.Sequential(Norm(cin, g), nn.ReLU(), Up2(),
+        main = nn.Sequential(Norm(cin, g), nn.ReLU(inplace=True), Up2(),
                              MaskedConv2d(n(), cin, cout, 3, 1, 1, RELU_GAIN),
-                             Norm(cout, g), nn.ReLU(),
+                             Norm(cout, g), nn.ReLU(inplace=True),
                              MaskedConv2d(n(), cout, cout, 3, 1, 1, RELU_GAIN))
         shortcut = nn.Sequential(Up2(), MaskedConv2d(n(), cin, cout, 1, 1, 0, 1.0))
         layers.append(ResBlock(main, shortcut))
-    layers += [Norm(chans[-1], g), nn.ReLU(), MaskedConv2d(n(), chans[-1], cfg.channels, 3, 1, 1, 1.0),
-               nn.Tanh()]
+    layers += [Norm(chans[-1], g), nn.ReLU(inplace=True),
+               MaskedConv2d(n(), chans[-1], cfg.channels, 3, 1, 1, 1.0), nn.Tanh()]
     return nn.Sequential(*layers), (cfg.channels, cfg.size, cfg.size)
 
 

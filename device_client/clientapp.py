@@ -49,10 +49,16 @@ def main(argv: list[str] | None = None) -> None:
 def shim_dir(root: Path | None = None) -> Path:
     """A directory holding an executable ``flwr-clientapp`` that runs ``main`` with this Python.
 
-    Written atomically on every call (another interpreter may have written it before).
+    Kept in prism-edge's cache folder (``$PRISM_EDGE_CACHE``, else ~/.cache/prism-edge), not in
+    /tmp, which some systems mount without exec rights; one folder per Python interpreter, so
+    nodes of two environments on one machine never run each other's. Written atomically.
     """
-    root = Path(root) if root else Path(tempfile.gettempdir()) / f"prism-edge-{os.getuid()}"
-    folder = root / "clientapp-bin"
+    import hashlib
+
+    from prism_edge.data import cache_dir
+
+    tag = hashlib.sha256(sys.executable.encode()).hexdigest()[:12]
+    folder = Path(root or cache_dir()) / "clientapp-bin" / tag
     folder.mkdir(parents=True, exist_ok=True)
     text = (f"#!{sys.executable}\n"
             "from device_client.clientapp import main\n\n"

@@ -12,6 +12,7 @@ arguments and calls the same Flower runtime (``run_clientapp``), without that im
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -60,9 +61,8 @@ def shim_dir(root: Path | None = None) -> Path:
     tag = hashlib.sha256(sys.executable.encode()).hexdigest()[:12]
     folder = Path(root or cache_dir()) / "clientapp-bin" / tag
     folder.mkdir(parents=True, exist_ok=True)
-    text = (f"#!{sys.executable}\n"
-            "from device_client.clientapp import main\n\n"
-            "main()\n")
+    # a shell script, not a "#!python" line: a shebang breaks on paths with spaces
+    text = f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m device_client.clientapp "$@"\n'
     target = folder / COMMAND
     if not target.exists() or target.read_text() != text:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".shim-")

@@ -53,6 +53,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # one client doing the local steps of all ten: the same number of generator updates
         "centralized": cfg(clients=1, split="iid", client={"local_steps": steps * 10}),
         "prism-fashion": cfg(dataset="fashion-mnist"),
+        # what the 30-minute budget buys (run with --threads 2): 20 rounds x 100 steps
+        "prism-mada-20x100": cfg(rounds=20, client={"local_steps": 100}),
     }
 
 

@@ -39,3 +39,21 @@ def test_unbiased_mmd_is_near_zero_for_data_and_larger_for_noise():
     assert abs(float(same)) < 0.2 * float(other)
     with pytest.raises(ValueError):
         mmd_loss(fm(data[:4]), DataStats(stats.mean, 1), "nope")
+
+
+def test_rff_half_stored_matrix_matches_a_plain_float32_matmul():
+    # W is stored in float16 and multiplied a block of rows at a time; the result and its
+    # gradient must equal one float32 matmul with the same (rounded) W, odd sizes included
+    from prism_edge.features import RFF
+
+    rff = RFF(dim=300, n_features=4000, seed=5)  # 131 rows a block: 3 blocks
+    assert rff.w.dtype == torch.float16 and rff._buf.shape[0] < 300
+    v = torch.randn(7, 300, requires_grad=True)
+    w = rff.w.float()
+    ref = rff.scale * torch.cos(v @ w + rff.b)
+    out = rff(v)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    up = torch.randn_like(ref)
+    (g_ref,) = torch.autograd.grad((ref * up).sum(), v)
+    (g,) = torch.autograd.grad((out * up).sum(), v)
+    torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-6)

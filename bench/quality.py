@@ -178,6 +178,9 @@ SCREEN = {
     "rff-16384-features": {"n_features": 16384},
     "rff-ngf128": {"ngf": 128},
     "rff-bf16": {"precision": "bf16"},
+    "rff-bandwidth-0.5x": {"bandwidth": 0.5},
+    "rff-bandwidth-0.25x": {"bandwidth": 0.25},
+    "rff-bandwidth-2x": {"bandwidth": 2.0},
     # how far more steps go (the screen's other rows use --steps)
     "rff-3200-steps": {"steps": 3200},
     "rff-lr0.3-3200-steps": {"lr": 0.3, "steps": 3200},
@@ -200,6 +203,7 @@ def screen(args) -> None:
         kw = dict(SCREEN[name])
         dense = kw.pop("dense", False)
         arch_over = {"ngf": kw.pop("ngf")} if "ngf" in kw else None
+        bandwidth = kw.pop("bandwidth", 1.0)
         steps = kw.pop("steps", args.steps)
         steps = steps // 4 if kw.get("batch") == 256 else steps
         cfg = ClientConfig(local_steps=steps, **{"features": "rff", **kw})
@@ -207,7 +211,7 @@ def screen(args) -> None:
         from prism_edge.stats import compute_stats
 
         gen = build_generator("mnist-small", 42, arch_over)
-        fm = make_feature_map(cfg.features, gen.out_shape, 0, cfg.n_features)
+        fm = make_feature_map(cfg.features, gen.out_shape, 0, cfg.n_features, bandwidth)
         stats = compute_stats(fm, tr.images)
         if dense:
             set_flat_scores(gen, torch.cat([m.frozen.reshape(-1) for m in masked_layers(gen)]))

@@ -136,7 +136,8 @@ class PatchRFF(nn.Module):
 
 
 class FeatureMap(nn.Module):
-    def __init__(self, kind: str, shape: tuple[int, int, int], seed: int, n_features: int):
+    def __init__(self, kind: str, shape: tuple[int, int, int], seed: int, n_features: int,
+                 bandwidth: float = 1.0):
         super().__init__()
         self.kind = kind
         c, h, w = shape
@@ -156,7 +157,8 @@ class FeatureMap(nn.Module):
         per = n_features // len(names)
         for j, name in enumerate(names):
             if name == "rff":
-                self.parts.append(RFF(c * h * w, per, seed * 7919 + j))
+                self.parts.append(RFF(c * h * w, per, seed * 7919 + j,
+                                      bandwidths=tuple(bandwidth * x for x in (0.5, 1.0, 2.0))))
             elif name == "patch":
                 self.parts.append(PatchRFF(c, per, seed * 7919 + 300 + j))
             else:
@@ -172,5 +174,6 @@ class FeatureMap(nn.Module):
 
 
 def make_feature_map(kind: str, shape: tuple[int, int, int], seed: int = 0,
-                     n_features: int = 8192) -> FeatureMap:
-    return FeatureMap(kind, shape, seed, n_features).eval()
+                     n_features: int = 8192, bandwidth: float = 1.0) -> FeatureMap:
+    """``bandwidth`` scales the pixel RFF kernel widths (screening only so far)."""
+    return FeatureMap(kind, shape, seed, n_features, bandwidth).eval()

@@ -187,6 +187,8 @@ SCREEN = {
     "rff-ngf128-3200-steps": {"ngf": 128, "steps": 3200},
     "patch": {"features": "patch"},
     "rff+patch": {"features": "rff+patch"},
+    "rff+pool2+pool4": {"features": "rff+pool2+pool4"},
+    "rff+pool2+pool4-3200-steps": {"features": "rff+pool2+pool4", "steps": 3200},
     "randconv": {"features": "randconv"},
     "dense-rff": {"dense": True, "lr": 1e-3},
 }

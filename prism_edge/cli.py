@@ -141,6 +141,7 @@ def inspect_cmd(file: str, as_json: bool) -> None:
 @click.option("--seed", type=int, default=42, show_default=True, help=SEED_HELP)
 @click.option("--features", default="rff", show_default=True,
               help="Feature map of the MMD loss: rff | patch | randconv | rff+patch | rff+randconv "
+                   "| rff+pool2+pool4 (adds RFF of 2x and 4x pooled images) "
                    "| encoder:PATH (TorchScript).")
 @click.option("--n-features", type=click.IntRange(16), default=8192, show_default=True,
               help="Feature dimension D of the loss.")

@@ -6,7 +6,9 @@ downloaded. Each maps images (B, C, H, W) in [-1, 1] to features (B, D).
   4x4 grid, then random Fourier features on top: a Gaussian kernel on random conv features.
 * ``patch``: random Fourier features of every 5x5 patch (a Gaussian kernel on local patches),
   averaged over the cells of a 4x4 grid, so stroke shapes and their positions both count.
-* ``rff+randconv``, ``rff+patch``: two maps concatenated (each half of the features).
+* ``pool2``, ``pool4``: random Fourier features of the image average-pooled 2x / 4x (a Gaussian
+  kernel on coarse shape, blind to stroke detail).
+* ``rff+randconv``, ``rff+patch``, ``rff+pool2+pool4``: maps concatenated (features split evenly).
 * ``encoder:PATH``: a user-supplied TorchScript encoder (its output is the feature vector).
 """
 
@@ -21,7 +23,7 @@ from torch import nn
 
 from .errors import PrismError
 
-FEATURE_KINDS = ("rff", "randconv", "patch", "rff+randconv", "rff+patch")
+FEATURE_KINDS = ("rff", "randconv", "patch", "rff+randconv", "rff+patch", "rff+pool2+pool4")
 
 
 def _gaussian(rng: np.random.Generator, *shape: int, col_scale: np.ndarray | None = None,
@@ -86,6 +88,20 @@ class RFF(nn.Module):
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         z = _HalfStoredMatmul.apply(v.flatten(1).float(), self.w, self._buf)
         return self.scale * torch.cos(z + self.b)
+
+
+class PooledRFF(nn.Module):
+    """RFF of the image average-pooled by ``factor``."""
+
+    def __init__(self, shape: tuple[int, int, int], factor: int, n_features: int, seed: int,
+                 bandwidths=(0.5, 1.0, 2.0)):
+        super().__init__()
+        c, h, w = shape
+        self.factor = factor
+        self.rff = RFF(c * (h // factor) * (w // factor), n_features, seed, bandwidths)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rff(F.avg_pool2d(x, self.factor))
 
 
 class RandConv(nn.Module):
@@ -161,6 +177,9 @@ class FeatureMap(nn.Module):
                                       bandwidths=tuple(bandwidth * x for x in (0.5, 1.0, 2.0))))
             elif name == "patch":
                 self.parts.append(PatchRFF(c, per, seed * 7919 + 300 + j))
+            elif name.startswith("pool"):
+                self.parts.append(PooledRFF(shape, int(name[4:]), per, seed * 7919 + 400 + j,
+                                            bandwidths=tuple(bandwidth * x for x in (0.5, 1.0, 2.0))))
             else:
                 conv = RandConv(c, seed * 7919 + 100 + j)
                 self.parts.append(nn.Sequential(conv, RFF(conv.out_dim, per, seed * 7919 + 200 + j,

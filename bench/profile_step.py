@@ -10,6 +10,7 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from . import report
 
@@ -58,6 +59,27 @@ print(json.dumps({"parts": t, "peak_mb": peak_rss_mb()}))
 """
 
 
+def bf16_note() -> str:
+    """Whether this CPU does bfloat16 arithmetic natively (else oneDNN emulates it, slowly)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "this CPU's bf16 support is unknown"
+    native = sorted(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    if native:
+        return f"this CPU has native bf16 ({', '.join(native)})"
+    return "this CPU has no native bf16 instructions, so bf16 is emulated and slower than fp32"
+
+
+def goal_note(rows: list[list]) -> str:
+    met = [f"{r[1]} {r[2]} thread(s)" for r in rows if r[-1] == "yes"]
+    if met:
+        return "On this machine the paper-resnet goal is met with: " + ", ".join(met) + "."
+    best = min((r for r in rows if r[0] == "paper-resnet"), key=lambda r: r[3])
+    return (f"On this machine no paper-resnet row meets the goal (best: {best[1]}, {best[2]} "
+            f"thread(s), {best[3]} s, {best[10]} MB).")
+
+
 def main(argv: list[str] | None = None) -> list[list]:
     """Run, write the table, return goal rows [benchmark, measure, value, goal, met]."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -91,14 +113,16 @@ def main(argv: list[str] | None = None) -> list[list]:
                  "about the largest share (the convolutions, forward and backward): paper-resnet's "
                  "nearest-upsample + 3x3 convs run as four 2x2 phase convs on the small input "
                  "(prism_edge/upsample_conv.py; same function, 2.25x fewer multiply-adds; "
-                 "1.13 -> 0.70 s at 2 threads) and its upsample + 1x1 shortcut as conv then "
+                 "1.13 -> 0.70 s at 2 threads on an AMD EPYC) and its upsample + 1x1 shortcut as conv then "
                  "upsample; masks are drawn as u < p (4x faster than torch.bernoulli); "
-                 "`--precision bf16` runs the generator's convolutions in bfloat16 (this CPU has "
-                 "bf16 units; scores, optimiser, features and loss stay fp32; its effect on "
-                 "quality is in quality_screen.md); the RFF matrix is stored in float16 (100 -> "
+                 "`--precision bf16` runs the generator's convolutions in bfloat16 (scores, "
+                 "optimiser, features and loss stay fp32; its effect on quality is in "
+                 f"quality_screen.md): {bf16_note()}; "
+                 "the RFF matrix is stored in float16 (100 -> "
                  "50 MB for 32x32x3 images); ReLUs rectify in place (one activation less each). "
-                 "The paper-resnet goal is met only with bf16 (fp32: about 0.7 s, 730 MB at 2 "
-                 "threads). Earlier: the 28x28 generator's final 3x3 conv at 64 "
+                 f"{goal_note(rows)} Earlier session on an AMD EPYC with native bf16 (avx512_bf16): "
+                 "paper-resnet 2 threads fp32 0.73 s / 734 MB, bf16 0.44 s / 578 MB. "
+                 "Earlier: the 28x28 generator's final 3x3 conv at 64 "
                  "channels became a transposed conv straight to the image (step 107 -> 50 ms). "
                  "Peak RSS is with glibc's default malloc (a simulation's setting; a device client "
                  "trades speed for memory, see device.md). This machine is noisy: repeated runs of "

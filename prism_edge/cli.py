@@ -152,8 +152,9 @@ def inspect_cmd(file: str, as_json: bool) -> None:
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
               show_default=True,
               help="Generator arithmetic in local training: bf16 runs its convolutions in "
-                   "bfloat16 (faster and half the activation memory on CPUs with bf16 support; "
-                   "scores, optimiser and loss stay fp32).")
+                   "bfloat16: less activation memory, and faster only on CPUs with native bf16 "
+                   "(avx512_bf16/AMX; elsewhere emulated and slower). Scores, optimiser and loss "
+                   "stay fp32.")
 @click.option("--no-mada", is_flag=True, help="Plain averaging instead of MADA smoothing.")
 @click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0,
               show_default=True, help="Share of clients sampled each round.")

@@ -55,6 +55,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "prism-fashion": cfg(dataset="fashion-mnist"),
         # what the 30-minute budget buys (run with --threads 2): 20 rounds x 100 steps
         "prism-mada-20x100": cfg(rounds=20, client={"local_steps": 100}),
+        "prism-no-mada-20x100": cfg(rounds=20, server={"mada": False},
+                                    client={"local_steps": 100}),
     }
 
 

@@ -57,6 +57,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "prism-mada-20x100": cfg(rounds=20, client={"local_steps": 100}),
         "prism-no-mada-20x100": cfg(rounds=20, server={"mada": False},
                                     client={"local_steps": 100}),
+        "prism-mada-20x100-pool": cfg(rounds=20, client={"local_steps": 100,
+                                                         "features": "rff+pool2+pool4"}),
     }
 
 

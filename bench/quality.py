@@ -124,7 +124,8 @@ def write_federated_table(n: int) -> None:
           f"{r.get('min_class_share', 0):.1%}-{r.get('max_class_share', 0):.1%}",
           round(r["coverage"], 3), round(r["recall"], 3), f"![](quality/{r['name']}.png)"]
          for r in rows])
-    cmds = "\n".join(f"- {r['name']}: `{r['cmd']}`" for r in rows)
+    latest = {r["name"]: r["cmd"] for r in rows}  # one command per variant
+    cmds = "\n".join(f"- {k}: `{v}`" for k, v in latest.items())
     report.write("quality", "Federated PRISM quality (MNIST, 10 clients, shards:4)", table,
                  f"Evaluated on the exported single mask (threshold p > 0.5; dense: fp32 "
                  f"weights), {n} samples against the test split. Rows are appended to "
@@ -132,7 +133,9 @@ def write_federated_table(n: int) -> None:
                  f"federated` run, with the time it was measured. What else was tried (loss "
                  f"estimators, feature maps, gradient estimators, learning rate, batch size, "
                  f"feature count, width, dense weights), centrally on one client: "
-                 f"[quality_screen.md](quality_screen.md).\n\nReproduce:\n{cmds}")
+                 f"[quality_screen.md](quality_screen.md).\n\nReproduce (or `python -m "
+                 f"bench.quality federated --variants NAME`; the 20x100 rows ran with "
+                 f"`--threads 2`):\n{cmds}")
 
 
 def privacy(args) -> None:

@@ -90,20 +90,6 @@ class RFF(nn.Module):
         return self.scale * torch.cos(z + self.b)
 
 
-class PooledRFF(nn.Module):
-    """RFF of the image average-pooled by ``factor``."""
-
-    def __init__(self, shape: tuple[int, int, int], factor: int, n_features: int, seed: int,
-                 bandwidths=(0.5, 1.0, 2.0)):
-        super().__init__()
-        c, h, w = shape
-        self.factor = factor
-        self.rff = RFF(c * (h // factor) * (w // factor), n_features, seed, bandwidths)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.rff(F.avg_pool2d(x, self.factor))
-
-
 class RandConv(nn.Module):
     """Three random conv stages (ReLU, 2x average pooling); activations pooled to 4x4 and
     standardised by a fixed per-channel scale so every stage weighs alike."""
@@ -171,15 +157,16 @@ class FeatureMap(nn.Module):
                              "or encoder:PATH")
         names = kind.split("+")
         per = n_features // len(names)
+        bws = tuple(bandwidth * x for x in (0.5, 1.0, 2.0))  # RFF's default kernel widths, scaled
         for j, name in enumerate(names):
             if name == "rff":
-                self.parts.append(RFF(c * h * w, per, seed * 7919 + j,
-                                      bandwidths=tuple(bandwidth * x for x in (0.5, 1.0, 2.0))))
+                self.parts.append(RFF(c * h * w, per, seed * 7919 + j, bws))
             elif name == "patch":
                 self.parts.append(PatchRFF(c, per, seed * 7919 + 300 + j))
             elif name.startswith("pool"):
-                self.parts.append(PooledRFF(shape, int(name[4:]), per, seed * 7919 + 400 + j,
-                                            bandwidths=tuple(bandwidth * x for x in (0.5, 1.0, 2.0))))
+                f = int(name[4:])
+                self.parts.append(nn.Sequential(nn.AvgPool2d(f), RFF(
+                    c * (h // f) * (w // f), per, seed * 7919 + 400 + j, bws)))
             else:
                 conv = RandConv(c, seed * 7919 + 100 + j)
                 self.parts.append(nn.Sequential(conv, RFF(conv.out_dim, per, seed * 7919 + 200 + j,

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from prism_edge.config import DEFAULT_FEATURES
+
 from . import report
 
 TRAIN = """
@@ -111,7 +113,8 @@ def main(argv: list[str] | None = None) -> list[list]:
     step1 = rows[0][1]
     notes = (
         f"mnist-small ({gen.num_masked:,} masked weights), one client of 10 (shards:4, about 6,000 "
-        f"MNIST images), batch 64, {steps} local steps per round, 8,192 RFF features. Training "
+        f"MNIST images), batch 64, {steps} local steps per round, 8,192 features "
+        f"({DEFAULT_FEATURES}). Training "
         f"process: what the ClientApp does in round 1 (build the generator and feature map, load "
         f"the data, keep this client's partition, compute its statistics, run the local steps), "
         f"in a fresh process; 'alone' imports only torch and prism-edge; 'stock flwr-clientapp' "

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from prism_edge.config import DEFAULT_FEATURES
+
 from . import report
 
 PROBE = """
@@ -91,8 +93,9 @@ def main(argv: list[str] | None = None) -> list[list]:
                             ("paper-resnet", "bf16")):
         # --quick (3-minute budget) times paper-resnet with 2 threads only
         for threads in (2,) if args.quick and arch == "paper-resnet" else (1, 2):
-            out = subprocess.run([sys.executable, "-c", PROBE, arch, str(threads), str(steps), "rff",
-                                  precision], capture_output=True, text=True, check=True).stdout
+            out = subprocess.run([sys.executable, "-c", PROBE, arch, str(threads), str(steps),
+                                  DEFAULT_FEATURES, precision],
+                                 capture_output=True, text=True, check=True).stdout
             r = json.loads(out.strip().splitlines()[-1])
             parts = r["parts"]
             step = sum(v for k, v in parts.items() if k != "mask sampling")
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> list[list]:
             rows.append([arch, precision, threads, round(step, 3)] +
                         [f"{1000 * v:.1f} ({100 * v / step:.0f}%)" for v in parts.values()] +
                         [largest, round(r["peak_mb"]), goal])
-    report.write("profile_step", "Profile of one local step (batch 64, RFF features)",
+    report.write("profile_step", f"Profile of one local step (batch 64, features {DEFAULT_FEATURES})",
                  report.table(["architecture", "precision", "threads", "s per step", "mask sampling ms*",
                                "generator fwd ms", "feature map ms", "backward ms", "optimiser ms",
                                "largest share", "peak RSS MB", "paper-resnet goal met"], rows),

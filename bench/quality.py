@@ -39,7 +39,8 @@ RUNS = Path("runs/bench-quality")
 
 def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[str, RunConfig]:
     def cfg(**kw) -> RunConfig:
-        client = ClientConfig(**{"local_steps": steps, **kw.pop("client", {})})
+        # rff pinned: these rows were measured before rff+pool2+pool4 became the default
+        client = ClientConfig(**{"local_steps": steps, "features": "rff", **kw.pop("client", {})})
         server = ServerConfig(**kw.pop("server", {}))
         base = dict(dataset="mnist", data_dir=data_dir, clients=10, rounds=rounds, split="shards:4",
                     sample_every=0)

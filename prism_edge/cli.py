@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .config import DEFAULT_FEATURES
 from .errors import PrismError
 
 
@@ -139,7 +140,7 @@ def inspect_cmd(file: str, as_json: bool) -> None:
 @click.option("--arch", default="mnist-small", show_default=True,
               help="Architecture (see `prism-edge archs`).")
 @click.option("--seed", type=int, default=42, show_default=True, help=SEED_HELP)
-@click.option("--features", default="rff", show_default=True,
+@click.option("--features", default=DEFAULT_FEATURES, show_default=True,
               help="Feature map of the MMD loss: rff | patch | randconv | rff+patch | rff+randconv "
                    "| rff+pool2+pool4 (adds RFF of 2x and 4x pooled images) "
                    "| encoder:PATH (TorchScript).")

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 
 from .errors import PrismError
-from .features import FeatureMap
+from .features import FEATURE_KINDS, FeatureMap
 from .stats import DataStats, float_batch
 
-DP_FEATURES = ("rff", "randconv", "rff+randconv")
+# every built-in map is regenerated from a seed; only an encoder file may have seen private data
+DP_FEATURES = FEATURE_KINDS
 
 
 def _event(sigma: float):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..config import ClientConfig, RunConfig, ServerConfig
+from ..config import DEFAULT_FEATURES, ClientConfig, RunConfig, ServerConfig
 
 ARRAYS, CONFIG, METRICS = "arrays", "config", "metrics"
 DOWN_KEY, MASK_KEY = "global", "mask"
@@ -28,7 +28,7 @@ def run_config(rc: dict) -> tuple[RunConfig, dict]:
         dp_clip=float(get("dp-clip", 1.0)),
         client=ClientConfig(local_steps=int(get("local-steps", 100)), batch=int(get("batch", 64)),
                             lr=float(get("lr", 0.1)), estimator=str(get("estimator", "ste")),
-                            mmd=str(get("mmd", "unbiased")), features=str(get("features", "rff")),
+                            mmd=str(get("mmd", "unbiased")), features=str(get("features", DEFAULT_FEATURES)),
                             n_features=int(get("n-features", 8192)),
                             precision=str(get("precision", "fp32"))),
         server=ServerConfig(mada=bool(get("mada", True)), fraction=float(get("fraction", 1.0)),

@@ -23,7 +23,7 @@ import torch
 
 from prism_edge.architectures import build_generator
 from prism_edge.client import local_train
-from prism_edge.config import ClientConfig, RunConfig, ServerConfig
+from prism_edge.config import DEFAULT_FEATURES, ClientConfig, RunConfig, ServerConfig
 from prism_edge.data import load_dataset
 from prism_edge.evaluation.evaluate import Reference, sample
 from prism_edge.images import save_grid
@@ -39,11 +39,12 @@ RUNS = Path("runs/bench-quality")
 
 def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[str, RunConfig]:
     def cfg(**kw) -> RunConfig:
-        # rff pinned: these rows were measured before rff+pool2+pool4 became the default
+        # rff and unconditional pinned: the rows measured before the class-conditional
+        # generator and rff+pool2+pool4 became the defaults; the -cond rows use the defaults
         client = ClientConfig(**{"local_steps": steps, "features": "rff", **kw.pop("client", {})})
         server = ServerConfig(**kw.pop("server", {}))
         base = dict(dataset="mnist", data_dir=data_dir, clients=10, rounds=rounds, split="shards:4",
-                    sample_every=0)
+                    sample_every=0, conditional=False)
         base.update(kw)
         return RunConfig(**base, client=client, server=server)
 
@@ -60,6 +61,18 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                                     client={"local_steps": 100}),
         "prism-mada-20x100-pool": cfg(rounds=20, client={"local_steps": 100,
                                                          "features": "rff+pool2+pool4"}),
+        # the defaults: class-conditional generator, rff+pool2+pool4
+        "prism-mada-20x100-cond": cfg(rounds=20, conditional=True,
+                                      client={"local_steps": 100, "features": DEFAULT_FEATURES}),
+        "prism-no-mada-20x100-cond": cfg(rounds=20, conditional=True, server={"mada": False},
+                                         client={"local_steps": 100,
+                                                 "features": DEFAULT_FEATURES}),
+        "dense-fedavg-20x100-cond": cfg(rounds=20, conditional=True, mode="dense",
+                                        client={"local_steps": 100, "lr": 1e-3,
+                                                "features": DEFAULT_FEATURES}),
+        "prism-fashion-20x100-cond": cfg(rounds=20, conditional=True, dataset="fashion-mnist",
+                                         client={"local_steps": 100,
+                                                 "features": DEFAULT_FEATURES}),
     }
 
 
@@ -68,7 +81,8 @@ def cli_of(cfg: RunConfig, out: str) -> str:
     parts = [f"prism-edge train --dataset {cfg.dataset} --clients {cfg.clients} --split {cfg.split}",
              f"--rounds {cfg.rounds} --local-steps {c.local_steps} --features {c.features}",
              f"--lr {c.lr}", "--no-mada" if not s.mada else "",
-             "--mode dense" if cfg.mode == "dense" else "", f"-o {out}"]
+             "--mode dense" if cfg.mode == "dense" else "",
+             "" if cfg.conditional else "--unconditional", f"-o {out}"]
     return " ".join(p for p in parts if p)
 
 
@@ -199,6 +213,17 @@ SCREEN = {
     "rff+pool2+pool4-3200-steps": {"features": "rff+pool2+pool4", "steps": 3200},
     "randconv": {"features": "randconv"},
     "dense-rff": {"dense": True, "lr": 1e-3},
+    # class-conditional generator (label written into z, per-class statistics)
+    "rff+pool2+pool4-cond": {"features": "rff+pool2+pool4", "classes": 10},
+    "rff+pool2+pool4-cond-scale2": {"features": "rff+pool2+pool4", "classes": 10,
+                                    "label_scale": 2.0},
+    "rff+pool2+pool4-cond-scale4": {"features": "rff+pool2+pool4", "classes": 10,
+                                    "label_scale": 4.0},
+    "rff+pool2+pool4-cond-scale16": {"features": "rff+pool2+pool4", "classes": 10,
+                                     "label_scale": 16.0},
+    "rff+pool2+pool4-cond-3200-steps": {"features": "rff+pool2+pool4", "classes": 10,
+                                        "steps": 3200},
+    "rff-cond": {"classes": 10},
 }
 
 
@@ -212,7 +237,8 @@ def screen(args) -> None:
     for name in chosen:
         kw = dict(SCREEN[name])
         dense = kw.pop("dense", False)
-        arch_over = {"ngf": kw.pop("ngf")} if "ngf" in kw else None
+        arch_over = {k: kw.pop(k) for k in ("ngf", "classes", "label_scale") if k in kw} or None
+        classes = (arch_over or {}).get("classes", 0)
         bandwidth = kw.pop("bandwidth", 1.0)
         steps = kw.pop("steps", args.steps)
         steps = steps // 4 if kw.get("batch") == 256 else steps
@@ -222,7 +248,7 @@ def screen(args) -> None:
 
         gen = build_generator("mnist-small", 42, arch_over)
         fm = make_feature_map(cfg.features, gen.out_shape, 0, cfg.n_features, bandwidth)
-        stats = compute_stats(fm, tr.images)
+        stats = compute_stats(fm, tr.images, tr.labels if classes else None, classes)
         if dense:
             set_flat_scores(gen, torch.cat([m.frozen.reshape(-1) for m in masked_layers(gen)]))
             set_mode(gen, "dense")
@@ -265,7 +291,8 @@ def screen(args) -> None:
                                "conf >= 0.9", "grid"], rows),
                  f"mnist-small, one client with all 60,000 MNIST images, batch 64 (256 where named, "
                  f"with a quarter of the steps), Adam lr 0.1 betas (0.5, 0.999), 8,192 features "
-                 f"unless named; "
+                 f"unless named; unconditional unless named -cond (class-conditional: label in "
+                 f"z with scale 8 unless named, per-class statistics, samples of uniform labels); "
                  f"2,000 samples (floor {ref.floor:.1f} at this size). Variants: "
                  + "; ".join(f"{k}: {v or 'the defaults'}" for k, v in SCREEN.items())
                  + ". Reproduce: `python -m bench.quality screen --steps 800 --variants NAME`.")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from prism_edge.errors import PrismError
+from prism_edge.latent import latents
 
 META_PREFIX = "prism_edge."
 
@@ -37,6 +38,7 @@ class OnnxGenerator:
         if "nz" not in self.metadata:
             raise PrismError(f"{path} is not a prism-edge generator (no prism_edge metadata)")
         self.nz = int(self.metadata["nz"])
+        self.classes = int(self.metadata.get("classes", 0))
         self.uint8 = self.metadata.get("output") == "uint8"
         self.out_shape = tuple(json.loads(self.metadata["output_shape"]))
 
@@ -50,20 +52,17 @@ class OnnxGenerator:
             return y.astype(np.float32) / 127.5 - 1.0
         return y
 
-    def generate(self, n: int, seed: int = 0) -> np.ndarray:
-        """``n`` images from latents drawn with numpy's PCG64 seeded by ``seed`` (deterministic)."""
-        return self.run(latents(n, self.nz, seed))
-
-
-def latents(n: int, nz: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((n, nz)).astype(np.float32)
+    def generate(self, n: int, seed: int = 0, label: int | None = None) -> np.ndarray:
+        """``n`` images from latents drawn with numpy's PCG64 seeded by ``seed`` (deterministic);
+        ``label``: only that class, for a class-conditional model."""
+        return self.run(latents(n, self.nz, seed, self.classes, label))
 
 
 def generate_to_file(model: str | Path, n: int, seed: int, out: str | Path,
-                     threads: int | None = None) -> np.ndarray:
+                     threads: int | None = None, label: int | None = None) -> np.ndarray:
     """Generate ``n`` images and write a PNG grid or ``.npy``; returns the images."""
     from prism_edge.images import save_samples
 
-    images = OnnxGenerator(model, threads).generate(n, seed)
+    images = OnnxGenerator(model, threads).generate(n, seed, label)
     save_samples(images, out)
     return images

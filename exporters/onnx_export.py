@@ -158,6 +158,22 @@ class _Builder:
         return self.op("DepthToSpace", [self.op("Concat", phases, axis=1)], blocksize=2,
                        mode="DCR")
 
+    def label_latent(self, z: str, nz: int, classes: int, scale: float) -> str:
+        """architectures.label_latent: z[:, :K] -> scale * one-hot(argmax z[:, :K])."""
+        if not classes:
+            return z
+
+        def cols(lo: int, hi: int) -> str:
+            return self.op("Slice", [z, self.const(np.array([lo], np.int64)),
+                                     self.const(np.array([hi], np.int64)),
+                                     self.const(np.array([1], np.int64))])
+
+        label = self.op("ArgMax", [cols(0, classes)], axis=1, keepdims=1)  # (N, 1) int64
+        hot = self.op("Equal", [label, self.const(np.arange(classes, dtype=np.int64)[None])])
+        scaled = self.op("Mul", [self.op("Cast", [hot], to=TensorProto.FLOAT),
+                                 self.const(np.array(scale, np.float32))])
+        return self.op("Concat", [scaled, cols(classes, nz)], axis=1)
+
     def group_norm(self, x: str, groups: int, eps: float) -> str:
         # (N, C, H, W) -> (N, G, C/G*H*W): InstanceNormalization over that is exactly group norm,
         # and onnxruntime runs it as one fused kernel.
@@ -175,7 +191,8 @@ def build_model(gen: Generator, seed: int, uint8_output: bool = False, dense: bo
     if gen.seed != seed:
         raise ValueError("the generator's frozen weights were built from another seed")
     b = _Builder(seed, dense)
-    y = b.module(gen.body, "z")
+    y = b.module(gen.body, b.label_latent("z", gen.nz, gen.config.classes,
+                                          gen.config.label_scale))
     if uint8_output:
         scaled = b.op("Mul", [b.op("Add", [y, b.const(np.array(1.0, np.float32))]),
                               b.const(np.array(127.5, np.float32))])
@@ -197,7 +214,7 @@ def build_model(gen: Generator, seed: int, uint8_output: bool = False, dense: bo
             "nz": str(gen.nz), "output": "uint8" if uint8_output else "float",
             "output_shape": json.dumps(list(gen.out_shape)), "opset": str(OPSET),
             "weights": "dense-fp32" if dense else "seed+1bit-mask",
-            "masked_weights": str(gen.num_masked)}
+            "masked_weights": str(gen.num_masked), "classes": str(gen.config.classes)}
     for key, value in {**meta, **(metadata or {})}.items():
         model.metadata_props.append(onnx.StringStringEntryProto(
             key=META_PREFIX + key, value=value if isinstance(value, str) else json.dumps(value)))

@@ -90,7 +90,9 @@ class Generator(nn.Module):
         self.nz = config.nz
         self.seed: int | None = None
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.config.classes:
+            z = label_latent(z, labels, self.config.classes, self.config.label_scale)
         return self.body(z)
 
     def regenerate(self, seed: int) -> Generator:
@@ -106,7 +108,22 @@ class Generator(nn.Module):
 
     def describe(self) -> dict[str, Any]:
         """Name and hyper-parameters, recorded in every file the project writes."""
-        return {"name": self.arch, "config": asdict(self.config)}
+        config = asdict(self.config)
+        if not self.config.classes:  # unconditional records stay as they were before labels
+            del config["classes"], config["label_scale"]
+        return {"name": self.arch, "config": config}
+
+
+def label_latent(z: torch.Tensor, labels: torch.Tensor | None, classes: int, scale: float
+                 ) -> torch.Tensor:
+    """A class-conditional generator reads its label from the latent: the first ``classes``
+    coordinates are replaced by ``scale`` * one-hot(label). Without ``labels`` the label is the
+    argmax of those coordinates, uniform over classes for z ~ N(0, I), so every sampler keeps
+    drawing plain Gaussian latents; the ONNX graph does the same (exporters/onnx_export.py)."""
+    if labels is None:
+        labels = z[:, :classes].argmax(1)
+    onehot = F.one_hot(labels, classes).to(z.dtype) * scale
+    return torch.cat([onehot, z[:, classes:]], 1)
 
 
 @dataclass
@@ -117,6 +134,8 @@ class ArchConfig:
     size: int = 28
     norm_groups: int = 8
     extra: dict = field(default_factory=dict)
+    classes: int = 0  # > 0: class-conditional, the label is written into z (label_latent)
+    label_scale: float = 8.0  # chosen by measurement (bench/results/quality_screen.md)
 
 
 class _Counter:
@@ -203,7 +222,11 @@ def make_config(name: str, overrides: dict | None = None) -> ArchConfig:
         if key not in known:
             raise ArchitectureError(f"architecture option {key!r} is not one of {sorted(known)}")
         values[key] = value
-    return ArchConfig(**values)
+    cfg = ArchConfig(**values)
+    if not 0 <= cfg.classes < cfg.nz:
+        raise ArchitectureError(f"{cfg.classes} classes do not fit a latent of {cfg.nz}; a "
+                                "class-conditional generator needs nz > classes")
+    return cfg
 
 
 def build_generator(name: str, seed: int | None = None, overrides: dict | None = None) -> Generator:

@@ -172,6 +172,10 @@ def inspect_cmd(file: str, as_json: bool) -> None:
               help="Initial score of every weight (keep probability sigmoid(score)).")
 @click.option("--final", type=click.Choice(["threshold", "sample"]), default="threshold",
               show_default=True, help="final.bits: threshold p > 0.5, or one sample of p.")
+@click.option("--conditional/--unconditional", default=True, show_default=True,
+              help="Labelled data: a class-conditional generator (the label is written into "
+                   "the latent; each client matches per-class statistics). Unlabelled data is "
+                   "always unconditional.")
 @click.option("--mode", type=click.Choice(["mask", "dense"]), default="mask", show_default=True,
               help="mask = PRISM; dense = FedAvg of fp32 weights (baseline).")
 @click.option("--sample-every", type=click.IntRange(0), default=5, show_default=True,
@@ -199,7 +203,8 @@ def train_cmd(**o) -> None:
     cfg = RunConfig(
         dataset=o["dataset"], data_dir=o["data_dir"], arch=o["arch"], seed=o["seed"],
         clients=o["clients"], rounds=o["rounds"], split=o["split"], final=o["final"],
-        sample_every=o["sample_every"], mode=o["mode"], dp_epsilon=o["dp_epsilon"],
+        sample_every=o["sample_every"], mode=o["mode"], conditional=o["conditional"],
+        dp_epsilon=o["dp_epsilon"],
         dp_delta=o["dp_delta"], dp_clip=o["dp_clip"],
         client=ClientConfig(local_steps=o["local_steps"], batch=o["batch"], lr=o["lr"],
                             estimator=o["estimator"], mmd=o["mmd"], features=o["features"],
@@ -285,20 +290,24 @@ def export_cmd(mask_path, seed, out, uint8_output, dense) -> None:
               help="onnxruntime intra-op threads (default: all cores).")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default="samples.png",
               show_default=True, help="Output: .png grid or .npy array.")
-def generate_cmd(model, num, seed, mask_seed, threads, out) -> None:
+@click.option("--label", type=click.IntRange(0), default=None,
+              help="Class-conditional models only: generate this class alone (a class index, "
+                   "e.g. the digit for MNIST). Default: classes drawn uniformly.")
+def generate_cmd(model, num, seed, mask_seed, threads, out, label) -> None:
     """Generate images: onnxruntime + numpy for .onnx (the device path), torch for .bits."""
     from .images import save_samples
 
     if str(model).endswith(".onnx"):
         from device_client.generate import generate_to_file
 
-        generate_to_file(model, num, seed, out, threads)
+        generate_to_file(model, num, seed, out, threads, label)
     else:
         from .evaluation.evaluate import sample
         from .samplers import open_sampler
 
-        sampler, nz, _ = open_sampler(model, mask_seed)
-        save_samples(sample(sampler, nz, num, seed, progress=False), out)
+        sampler, nz, meta = open_sampler(model, mask_seed)
+        save_samples(sample(sampler, nz, num, seed, progress=False,
+                            classes=int(meta.get("classes", 0)), label=label), out)
     click.echo(f"wrote {out}")
 
 
@@ -344,11 +353,13 @@ def device_join_cmd(superlink, partition_id, data_dir, threads, max_memory_mb, p
 @click.option("--threads", type=click.IntRange(1), default=None, help="onnxruntime threads.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default="samples.png",
               show_default=True, help="Output: .png grid or .npy array.")
-def device_generate_cmd(model, num, seed, threads, out) -> None:
+@click.option("--label", type=click.IntRange(0), default=None,
+              help="Class-conditional models only: generate this class alone (class index).")
+def device_generate_cmd(model, num, seed, threads, out, label) -> None:
     """Generate images with onnxruntime + numpy only (no torch)."""
     from device_client.generate import generate_to_file
 
-    generate_to_file(model, num, seed, out, threads)
+    generate_to_file(model, num, seed, out, threads, label)
     click.echo(f"wrote {out}")
 
 if __name__ == "__main__":

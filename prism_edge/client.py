@@ -17,6 +17,7 @@ from .adam import Adam
 from .architectures import Generator
 from .coding import coupled_sample, encode
 from .config import ClientConfig
+from .errors import PrismError
 from .features import FeatureMap
 from .masked import get_flat_scores, masked_layers, set_flat_scores, set_mode
 from .memory import release_free_memory
@@ -76,11 +77,15 @@ def local_train(gen: Generator, fm: FeatureMap, stats: DataStats, cfg: ClientCon
     # bf16: the generator's convolutions and matmuls run in bfloat16 (scores, optimiser, feature
     # map and loss stay float32); about 1.6x faster on CPUs with bf16 units, half the activations
     bf16 = cfg.precision == "bf16"
+    if gen.config.classes != (0 if stats.class_probs is None else len(stats.class_probs)):
+        raise PrismError(f"the generator has {gen.config.classes} classes but the client's "
+                         f"statistics {stats.mean.shape[0]}; build both from one run config")
+    labels = stats.batch_labels(cfg.batch)  # the same every step: the client's class shares
     for step in range(cfg.local_steps):
         z = torch.randn(cfg.batch, gen.nz)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            x = gen(z)
-        loss = mmd_loss(fm(x.float()), stats, cfg.mmd)
+            x = gen(z, labels)
+        loss = mmd_loss(fm(x.float()), stats, cfg.mmd, labels)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -5,14 +5,27 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .architectures import Generator
+from .architectures import Generator, build_generator
 from .client import derive_seed
 from .config import RunConfig
-from .data import Dataset, load_dataset
+from .data import Dataset, dataset_classes, load_dataset
 from .errors import PrismError
 from .features import FeatureMap, make_feature_map
 from .partition import partition
 from .stats import DataStats, compute_stats
+
+
+def run_classes(cfg: RunConfig) -> int:
+    """Classes of the run's generator: the dataset's labels when conditional (0: unconditional)."""
+    k = dataset_classes(cfg.dataset) if cfg.conditional else 0
+    return k if k >= 2 else 0
+
+
+def run_generator(cfg: RunConfig) -> Generator:
+    """The run's generator, its frozen weights filled from the seed; the simulation, both Flower
+    apps and the device build it here so they agree on its classes."""
+    k = run_classes(cfg)
+    return build_generator(cfg.arch, cfg.seed, {"classes": k} if k else None)
 
 
 def load_train(cfg: RunConfig, gen: Generator) -> Dataset:
@@ -34,16 +47,18 @@ def feature_map(cfg: RunConfig, gen: Generator) -> FeatureMap:
                             cfg.client.n_features)
 
 
-def client_stats(cfg: RunConfig, fm: FeatureMap, images: torch.Tensor | np.ndarray, cid: int
-                 ) -> DataStats:
-    """Computed once per client; under DP this is the one private release."""
+def client_stats(cfg: RunConfig, fm: FeatureMap, images: torch.Tensor | np.ndarray, cid: int,
+                 labels: torch.Tensor | None = None, classes: int = 0) -> DataStats:
+    """Computed once per client (per class when ``classes``); under DP the one private release."""
+    if classes and labels is None:
+        raise PrismError("a class-conditional run needs labelled data; pass --unconditional")
     if cfg.dp_epsilon is None:
-        return compute_stats(fm, images)
+        return compute_stats(fm, images, labels, classes)
     from .privacy import check_dp_options, private_stats
 
     check_dp_options(cfg.client.features, cfg.dp_delta, len(images))
     return private_stats(fm, images, cfg.dp_epsilon, cfg.dp_delta, cfg.dp_clip,
-                         derive_seed(cfg.seed, 1_000_003, cid))
+                         derive_seed(cfg.seed, 1_000_003, cid), labels, classes)
 
 
 def privacy_label(cfg: RunConfig, stats: list[DataStats] | None = None) -> str:
@@ -58,6 +73,8 @@ def one_client_stats(cfg: RunConfig, gen: Generator, fm: FeatureMap, cid: int) -
     """A device's path: load the training set, keep only client ``cid``'s partition (the rest is
     freed before any float conversion), compute its statistics."""
     data = load_train(cfg, gen)
-    part = data.raw[client_indices(cfg, data)[cid]]  # uint8, converted batch by batch
+    idx = client_indices(cfg, data)[cid]
+    part = data.raw[idx]  # uint8, converted batch by batch
+    labels = data.labels[idx] if data.labels is not None else None
     del data
-    return client_stats(cfg, fm, part, cid)
+    return client_stats(cfg, fm, part, cid, labels, gen.config.classes)

@@ -50,6 +50,7 @@ class RunConfig:
     final: str = "threshold"  # final.bits = threshold (p > 0.5) | sample of the final probability
     sample_every: int = 5
     mode: str = "mask"  # mask (PRISM) | dense (FedAvg baseline)
+    conditional: bool = True  # labelled data: a class-conditional generator (label in z)
     dp_epsilon: float | None = None
     dp_delta: float = 1e-5
     dp_clip: float = 1.0

@@ -177,6 +177,30 @@ def load_idx_dataset(name: str, split: str = "train", data_dir: str | Path | Non
                    [str(i) for i in range(10)], [folder / img_file, folder / lab_file])
 
 
+def _image_files(root: Path) -> list[Path]:
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist; pass a folder of PNG/JPEG images")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"image folder {root} holds no PNG/JPEG images; add images or fix the path")
+    return files
+
+
+def _folder_classes(root: Path, files: list[Path]) -> list[str]:
+    """First-level subfolder names when every image sits in one, else [] (unlabeled)."""
+    if any(p.parent == root for p in files):
+        return []
+    return sorted({p.relative_to(root).parts[0] for p in files})
+
+
+def dataset_classes(name: str) -> int:
+    """How many labelled classes ``name`` has (0: unlabeled), without reading any image."""
+    if name in IDX_FILES:
+        return 10
+    root = Path(name)
+    return len(_folder_classes(root, _image_files(root)))
+
+
 def load_image_folder(path: str | Path, size: int, channels: int, split: str | None = None
                       ) -> Dataset:
     """Every image under ``path``; labels are the first-level subfolder names when all images
@@ -185,15 +209,11 @@ def load_image_folder(path: str | Path, size: int, channels: int, split: str | N
     from PIL import Image
 
     root = Path(path)
-    if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist; pass a folder of PNG/JPEG images")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise DataError(f"image folder {root} holds no PNG/JPEG images; add images or fix the path")
+    files = _image_files(root)
     if split is not None and len(files) >= 12:
         files = [f for i, f in enumerate(files) if (i % 6 == 5) == (split == "test")]
-    labelled = all(p.parent != root for p in files)
-    classes = sorted({p.relative_to(root).parts[0] for p in files}) if labelled else []
+    classes = _folder_classes(root, files)
+    labelled = bool(classes)
     mode = "L" if channels == 1 else "RGB"
     arrays, labels = [], []
     for p in files:

@@ -1,7 +1,9 @@
 """Differential privacy: each client privatises its data statistics once.
 
 Release (per client): the sum of per-example feature vectors, each clipped to L2 norm C, plus
-Gaussian noise N(0, (sigma C)^2 I); and the example count plus N(0, sigma^2). Under adding or
+Gaussian noise N(0, (sigma C)^2 I); and the example count plus N(0, sigma^2). For a
+class-conditional model both are per class (a (K, D) sum and a K-bin histogram): one example
+still moves the sums by at most C and the histogram by 1. Under adding or
 removing one example the sum moves by at most C and the count by 1, so each query is a Gaussian
 mechanism with noise multiplier sigma. The two are composed by dp-accounting's RDP accountant
 (an upper bound on epsilon, fast enough to calibrate in a second) and sigma is calibrated with
@@ -17,7 +19,7 @@ import torch
 
 from .errors import PrismError
 from .features import FEATURE_KINDS, FeatureMap
-from .stats import DataStats, float_batch
+from .stats import DataStats, class_sums
 
 # every built-in map is regenerated from a seed; only an encoder file may have seen private data
 DP_FEATURES = FEATURE_KINDS
@@ -64,36 +66,33 @@ def check_dp_options(features: str, delta: float, smallest_client: int) -> None:
                          f"client with {smallest_client} examples; choose a smaller delta")
 
 
-@torch.no_grad()
-def clipped_sum(fm: FeatureMap, images: torch.Tensor | np.ndarray, clip: float, batch: int = 200
-                ) -> torch.Tensor:
-    """Sum of per-example feature vectors, each scaled to L2 norm at most ``clip``."""
-    total = None
-    for i in range(0, len(images), batch):
-        f = fm(float_batch(images, i, i + batch))
-        norms = f.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        s = (f * torch.clamp(clip / norms, max=1.0)).sum(0)
-        total = s if total is None else total + s
-    return total
-
-
-def gaussian_release(total: torch.Tensor, count: int, sigma: float, clip: float, seed: int
-                     ) -> tuple[torch.Tensor, float]:
-    """The two Gaussian queries: sum + N(0, (sigma clip)^2 I), count + N(0, sigma^2)."""
+def gaussian_release(total: torch.Tensor, counts: torch.Tensor, sigma: float, clip: float,
+                     seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two Gaussian queries: sums + N(0, (sigma clip)^2 I), counts + N(0, sigma^2 I)."""
     gen = torch.Generator().manual_seed(seed)
     noisy_sum = total + sigma * clip * torch.randn(total.shape, generator=gen)
-    return noisy_sum, count + sigma * float(torch.randn((), generator=gen))
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    return noisy_sum, counts + sigma * torch.randn(counts.shape, generator=gen, dtype=torch.float64)
 
 
 def private_stats(fm: FeatureMap, images: torch.Tensor | np.ndarray, epsilon: float, delta: float,
-                  clip: float, seed: int) -> DataStats:
-    """The privatised mean embedding of one client's data (noisy sum / noisy count)."""
+                  clip: float, seed: int, labels: torch.Tensor | None = None, classes: int = 0
+                  ) -> DataStats:
+    """The privatised (per-class) mean embedding of one client's data: noisy sums / noisy count.
+
+    One example moves one row of the clipped per-class sums by at most ``clip`` and one entry of
+    the class histogram by 1, so the sensitivities are those of the unconditional release."""
     sigma = calibrate_sigma(epsilon, delta)
-    noisy_sum, noisy_count = gaussian_release(clipped_sum(fm, images, clip), len(images), sigma,
-                                              clip, seed)
-    count = max(noisy_count, 1.0)  # post-processing: a count is at least 1
+    sums, counts = class_sums(fm, images, labels, classes, clip)
+    noisy_sum, noisy_counts = gaussian_release(sums, counts, sigma, clip, seed)
+    # post-processing: a count is at least 1, class shares are non-negative
+    count = max(float(noisy_counts.sum()), 1.0)
+    probs = None
+    if classes:
+        pos = noisy_counts.clamp_min(0)
+        probs = (pos / pos.sum() if pos.sum() > 0 else torch.full_like(pos, 1 / classes)).float()
     achieved = epsilon_for(sigma, delta)
     return DataStats(noisy_sum / count, int(round(count)),
                      {"dp": True, "epsilon": achieved, "delta": delta, "sigma": sigma,
-                      "clip": clip, "target_epsilon": epsilon})
+                      "clip": clip, "target_epsilon": epsilon}, probs)
 

@@ -24,7 +24,8 @@ def torch_sampler(mask_path: str | Path, seed: int) -> tuple[Sampler, int, dict]
         with torch.no_grad():
             return gen(torch.from_numpy(np.ascontiguousarray(z, np.float32))).numpy()
 
-    return sample, gen.nz, {"architecture": gen.describe(), **mf.meta}
+    return sample, gen.nz, {"architecture": gen.describe(), "classes": gen.config.classes,
+                            **mf.meta}
 
 
 def onnx_sampler(model_path: str | Path, threads: int | None = None) -> tuple[Sampler, int, dict]:

@@ -20,9 +20,24 @@ MMD_ESTIMATORS = ("unbiased", "biased")
 
 @dataclass
 class DataStats:
-    mean: torch.Tensor  # (D,) mean embedding of the client's data
+    # (K, D): row c is the sum of phi(x) over the client's examples of class c divided by the
+    # client's count, i.e. class share * class mean embedding; K = 1 for an unconditional model
+    mean: torch.Tensor
     count: int  # number of examples (the noisy count under DP)
     privacy: dict = field(default_factory=lambda: {"dp": False})
+    class_probs: torch.Tensor | None = None  # (K,) the client's class shares; None when K = 1
+
+    def batch_labels(self, batch: int) -> torch.Tensor | None:
+        """Labels of a generated batch, in proportion to the client's class shares (largest
+        remainders; deterministic, so it draws nothing from any random stream)."""
+        if self.class_probs is None:
+            return None
+        want = self.class_probs.double() * batch
+        counts = want.floor().long()
+        rest = batch - int(counts.sum())
+        if rest > 0:
+            counts[torch.argsort(want - counts, descending=True, stable=True)[:rest]] += 1
+        return torch.repeat_interleave(torch.arange(len(counts)), counts)
 
 
 def float_batch(images: torch.Tensor | np.ndarray, start: int, stop: int) -> torch.Tensor:
@@ -34,30 +49,55 @@ def float_batch(images: torch.Tensor | np.ndarray, start: int, stop: int) -> tor
     return to_float(part.numpy()) if part.dtype == torch.uint8 else part
 
 
-@torch.no_grad()
-def compute_stats(fm: FeatureMap, images: torch.Tensor | np.ndarray, batch: int = 200
-                  ) -> DataStats:
-    """Mean embedding of ``images`` (float in [-1, 1], or uint8 pixels)."""
-    total = None
-    for i in range(0, len(images), batch):
-        s = fm(float_batch(images, i, i + batch)).sum(0)
-        total = s if total is None else total + s
-    return DataStats(total / len(images), len(images))
+def class_sums(fm: FeatureMap, images: torch.Tensor | np.ndarray, labels: torch.Tensor | None,
+               classes: int, clip: float | None = None, batch: int = 200
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class sums of phi(x) (K, D) and per-class counts (K,); K = max(classes, 1).
+    ``clip``: each example's feature vector scaled to L2 norm at most ``clip`` (for DP)."""
+    k = max(classes, 1)
+    total, counts = None, torch.zeros(k, dtype=torch.float64)
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            f = fm(float_batch(images, i, i + batch))
+            if clip is not None:
+                f = f * torch.clamp(clip / f.norm(dim=1, keepdim=True).clamp_min(1e-12), max=1.0)
+            y = (torch.as_tensor(labels[i:i + batch]).long() if k > 1
+                 else torch.zeros(len(f), dtype=torch.long))
+            if total is None:
+                total = torch.zeros(k, f.shape[1])
+            total.index_add_(0, y, f)
+            counts += torch.bincount(y, minlength=k).double()
+    return total, counts
 
 
-def mmd_loss(feats: torch.Tensor, stats: DataStats, estimator: str = "unbiased") -> torch.Tensor:
-    """MMD^2 between a generated batch (features ``feats``) and the data's mean embedding.
+def compute_stats(fm: FeatureMap, images: torch.Tensor | np.ndarray,
+                  labels: torch.Tensor | None = None, classes: int = 0) -> DataStats:
+    """Mean embedding of ``images`` (float in [-1, 1], or uint8 pixels), per class when
+    ``classes`` > 0 (then ``labels`` are needed)."""
+    total, counts = class_sums(fm, images, labels, classes)
+    probs = (counts / counts.sum()).float() if classes else None
+    return DataStats(total / len(images), len(images), class_probs=probs)
+
+
+def mmd_loss(feats: torch.Tensor, stats: DataStats, estimator: str = "unbiased",
+             labels: torch.Tensor | None = None) -> torch.Tensor:
+    """MMD^2 between a generated batch (features ``feats``, classes ``labels``) and the data,
+    for the kernel k(x, x') [y == y'] (DP-MERF's class-conditional embedding; with one class
+    the plain kernel).
 
     ``unbiased`` drops the i == j terms of the batch's self-similarity; the ``biased``
     ||mean phi - mu||^2 (DP-MERF's loss) adds Var/B, which rewards low diversity.
     """
     b = feats.shape[0]
-    s = feats.sum(0)
-    cross = 2.0 * (s / b) @ stats.mean
+    if labels is None:
+        s = feats.sum(0, keepdim=True)
+    else:
+        s = feats.new_zeros(stats.mean.shape).index_add(0, labels, feats)
+    cross = 2.0 * ((s / b) * stats.mean).sum()
     if estimator == "unbiased":
-        self_sim = (s @ s - (feats * feats).sum()) / (b * (b - 1))
+        self_sim = ((s * s).sum() - (feats * feats).sum()) / (b * (b - 1))
     elif estimator == "biased":
-        self_sim = (s @ s) / (b * b)
+        self_sim = (s * s).sum() / (b * b)
     else:
         raise ValueError(f"unknown MMD estimator {estimator!r}; choose {MMD_ESTIMATORS}")
-    return self_sim - cross + stats.mean @ stats.mean
+    return self_sim - cross + (stats.mean * stats.mean).sum()

@@ -16,9 +16,16 @@ import torch
 from tqdm import tqdm
 
 from . import server as srv
-from .architectures import Generator, build_generator
+from .architectures import Generator
 from .client import client_update, derive_seed, local_train
-from .clientdata import client_indices, client_stats, feature_map, load_train, privacy_label
+from .clientdata import (
+    client_indices,
+    client_stats,
+    feature_map,
+    load_train,
+    privacy_label,
+    run_generator,
+)
 from .coding import Shared
 from .config import RunConfig, check_settings
 from .data import Dataset
@@ -39,7 +46,7 @@ class Setup:
 
 def prepare(cfg: RunConfig) -> Setup:
     """Data, partition, generator and each client's fixed statistics (computed once)."""
-    gen = build_generator(cfg.arch, cfg.seed)
+    gen = run_generator(cfg)
     data = load_train(cfg, gen)
     parts = client_indices(cfg, data)
     if cfg.dp_epsilon is not None:
@@ -47,7 +54,9 @@ def prepare(cfg: RunConfig) -> Setup:
 
         check_dp_options(cfg.client.features, cfg.dp_delta, min(len(p) for p in parts))
     fm = feature_map(cfg, gen)
-    stats = [client_stats(cfg, fm, data.raw[idx], cid)
+    k = gen.config.classes
+    stats = [client_stats(cfg, fm, data.raw[idx], cid,
+                          data.labels[idx] if data.labels is not None else None, k)
              for cid, idx in enumerate(parts)]
     return Setup(gen, fm, stats, parts, data)
 

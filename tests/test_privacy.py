@@ -12,12 +12,11 @@ from prism_edge.features import make_feature_map
 from prism_edge.privacy import (
     calibrate_sigma,
     check_dp_options,
-    clipped_sum,
     epsilon_for,
     gaussian_release,
     private_stats,
 )
-from prism_edge.stats import compute_stats
+from prism_edge.stats import class_sums, compute_stats
 from prism_edge.train import run
 
 
@@ -26,16 +25,26 @@ def fm():
     return make_feature_map("rff", (1, 28, 28), 0, 1024)
 
 
-@pytest.mark.parametrize("clip", [0.1, 0.5, 1.0])
-def test_one_example_moves_the_clipped_sum_by_at_most_the_sensitivity(fm, mnist_train, clip):
-    x = mnist_train.images[:300]
-    base = clipped_sum(fm, x, clip)
+def clipped_sum(fm, x, clip, y=None, classes=0):
+    return class_sums(fm, x, y, classes, clip)
+
+
+@pytest.mark.parametrize("clip,classes", [(0.1, 0), (0.5, 0), (1.0, 0), (1.0, 10)])
+def test_one_example_moves_the_clipped_sum_by_at_most_the_sensitivity(fm, mnist_train, clip,
+                                                                        classes):
+    x, y = mnist_train.images[:300], mnist_train.labels[:300]
+    base, counts = clipped_sum(fm, x, clip, y, classes)
     worst_add_remove, worst_replace = 0.0, 0.0
     for i in range(0, 300, 30):
-        removed = clipped_sum(fm, torch.cat([x[:i], x[i + 1:]]), clip)
+        removed, c = clipped_sum(fm, torch.cat([x[:i], x[i + 1:]]), clip,
+                                 torch.cat([y[:i], y[i + 1:]]), classes)
         worst_add_remove = max(worst_add_remove, float((base - removed).norm()))
-        other = torch.cat([x[:i], mnist_train.images[1000 + i:1001 + i], x[i + 1:]])
-        worst_replace = max(worst_replace, float((base - clipped_sum(fm, other, clip)).norm()))
+        assert float((counts - c).norm()) == 1.0  # the class histogram: sensitivity 1
+        j = 1000 + i
+        other = torch.cat([x[:i], mnist_train.images[j:j + 1], x[i + 1:]])
+        other_y = torch.cat([y[:i], mnist_train.labels[j:j + 1], y[i + 1:]])
+        worst_replace = max(worst_replace,
+                            float((base - clipped_sum(fm, other, clip, other_y, classes)[0]).norm()))
     assert worst_add_remove <= clip + 1e-5
     assert worst_replace <= 2 * clip + 1e-5
     assert worst_add_remove > 0.5 * clip  # the bound is nearly met: clipping is active
@@ -44,8 +53,9 @@ def test_one_example_moves_the_clipped_sum_by_at_most_the_sensitivity(fm, mnist_
 def test_empirical_noise_matches_the_calibrated_sigma():
     sigma, clip = calibrate_sigma(2.0, 1e-5), 0.7
     total = torch.zeros(2000)
-    sums, counts = zip(*(gaussian_release(total, 100, sigma, clip, seed) for seed in range(300)))
-    sums = torch.stack(sums)
+    sums, counts = zip(*(gaussian_release(total, torch.tensor([100.0]), sigma, clip, seed)
+                         for seed in range(300)))
+    sums, counts = torch.stack(sums), torch.cat(counts).numpy()
     # 600,000 draws: the std is known to about 0.1 %
     assert float(sums.std()) == pytest.approx(sigma * clip, rel=0.01)
     assert float(np.std(counts)) == pytest.approx(sigma, rel=0.15)
@@ -72,6 +82,21 @@ def test_dp_changes_what_is_sent(fm, mnist_train):
     assert not np.array_equal(plain.packed, private.packed)
     st = private_stats(fm, x, 1.0, 1e-5, 1.0, seed=3)
     assert st.privacy["dp"] and st.privacy["epsilon"] <= 1.0
+
+
+def test_conditional_release_is_per_class(fm, mnist_train):
+    x, y = mnist_train.images[:3000], mnist_train.labels[:3000]
+    st = private_stats(fm, x, 1.0, 1e-5, 1.0, seed=3, labels=y, classes=10)
+    plain = compute_stats(fm, x, y, 10)
+    assert st.mean.shape == plain.mean.shape == (10, 1024)
+    assert float(st.class_probs.min()) >= 0 and float(st.class_probs.sum()) == pytest.approx(1)
+    # 3,000 examples: the noisy shares are close to the true ones, the noisy rows are not equal
+    assert float((st.class_probs - plain.class_probs).abs().max()) < 0.01
+    assert not torch.equal(st.mean, plain.mean)
+    gen = build_generator("mnist-small", 42, {"classes": 10})
+    res = client_update(gen, fm, st, torch.zeros(gen.num_masked), ClientConfig(local_steps=2,
+                        batch=16), None, seed=7)
+    assert res.packed.nbytes == (gen.num_masked + 7) // 8
 
 
 def test_fail_closed():

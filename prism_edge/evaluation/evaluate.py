@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from ..atomic import write_text_atomic
 from ..data import Dataset
+from ..latent import latents
 from . import metrics
 from .classifier import embed, get_classifier
 
@@ -47,9 +48,10 @@ class Reference:
 
 
 def sample(sampler: Sampler, nz: int, n: int, seed: int = 0, batch: int = 500,
-           progress: bool = True) -> np.ndarray:
-    """Draw ``n`` images with latents z ~ N(0, I) from a seeded numpy generator."""
-    z = np.random.default_rng(seed).standard_normal((n, nz)).astype(np.float32)
+           progress: bool = True, classes: int = 0, label: int | None = None) -> np.ndarray:
+    """Draw ``n`` images with latents z ~ N(0, I) from a seeded numpy generator (``label``:
+    only that class of a class-conditional model; see prism_edge.latent)."""
+    z = latents(n, nz, seed, classes, label)
     out = []
     for i in tqdm(range(0, n, batch), desc="sampling", unit="batch", disable=not progress):
         out.append(np.asarray(sampler(z[i:i + batch]), np.float32))

@@ -17,9 +17,8 @@ import torch
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from ..architectures import build_generator
 from ..client import client_update, derive_seed
-from ..clientdata import feature_map, one_client_stats
+from ..clientdata import feature_map, one_client_stats, run_generator
 from ..memory import lean_malloc, peak_rss_mb
 from ..server import downlink_scores
 from ..stats import DataStats
@@ -60,15 +59,17 @@ def apply_caps(node_config: dict) -> dict:
 def _worker(cfg, pid: int, data_dir: str | None, state: RecordDict):
     key = (cfg.arch, cfg.seed, cfg.dataset, pid)
     if key not in _CACHE:
-        gen = build_generator(cfg.arch, cfg.seed)
+        gen = run_generator(cfg)
         fm = feature_map(cfg, gen)
         _CACHE[key] = (gen, fm)
     gen, fm = _CACHE[key]
     if "stats" in state.array_records:
         rec = state.array_records["stats"]
         meta = state.config_records["stats_meta"]
+        probs = rec["class_probs"].numpy().copy() if "class_probs" in rec else None
         stats = DataStats(torch.from_numpy(rec["mean"].numpy().copy()), int(meta["count"]),
-                          {k: v for k, v in meta.items() if k != "count"})
+                          {k: v for k, v in meta.items() if k != "count"},
+                          None if probs is None else torch.from_numpy(probs))
     else:
         if data_dir:
             cfg.data_dir = data_dir
@@ -78,7 +79,10 @@ def _worker(cfg, pid: int, data_dir: str | None, state: RecordDict):
                  pid, time.time() - t, peak_rss_mb())
         from flwr.app import ConfigRecord
 
-        state.array_records["stats"] = ArrayRecord({"mean": Array(stats.mean.numpy())})
+        arrays = {"mean": Array(stats.mean.numpy())}
+        if stats.class_probs is not None:
+            arrays["class_probs"] = Array(stats.class_probs.numpy())
+        state.array_records["stats"] = ArrayRecord(arrays)
         state.config_records["stats_meta"] = ConfigRecord(
             {"count": stats.count, **{k: v for k, v in stats.privacy.items()
                                       if isinstance(v, (bool, int, float, str))}})

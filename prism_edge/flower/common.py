@@ -24,6 +24,7 @@ def run_config(rc: dict) -> tuple[RunConfig, dict]:
         clients=int(get("num-clients", 3)), rounds=int(get("rounds", 2)),
         split=str(get("split", "iid")), final=str(get("final", "threshold")),
         sample_every=int(get("sample-every", 0)), mode="mask",
+        conditional=bool(get("conditional", True)),
         dp_epsilon=eps if eps > 0 else None, dp_delta=float(get("dp-delta", 1e-5)),
         dp_clip=float(get("dp-clip", 1.0)),
         client=ClientConfig(local_steps=int(get("local-steps", 100)), batch=int(get("batch", 64)),

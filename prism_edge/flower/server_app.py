@@ -20,8 +20,8 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Strategy
 
 from .. import server as srv
-from ..architectures import build_generator
 from ..client import derive_seed
+from ..clientdata import run_generator
 from ..coding import Shared
 from ..config import RunConfig, check_settings
 from ..recorder import RunRecorder
@@ -141,7 +141,7 @@ def main(grid: Grid, context: Context) -> None:
     logging.basicConfig(level=logging.INFO)
     cfg, deploy = run_config(context.run_config)
     check_settings(cfg)
-    gen = build_generator(cfg.arch, cfg.seed)
+    gen = run_generator(cfg)
     rec = RunRecorder(deploy["out_dir"], cfg, gen)
     ck = rec.begin(deploy["resume"])
     state = srv.init_state(gen.num_masked, cfg.server)

@@ -1,0 +1,160 @@
+"""Class-conditional generators: the label lives in the latent; per-class MMD; --label."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from device_client.generate import OnnxGenerator
+from exporters.onnx_export import export
+from prism_edge.architectures import build_generator, label_latent
+from prism_edge.bitsfile import write_bits
+from prism_edge.features import make_feature_map
+from prism_edge.latent import latents
+from prism_edge.masked import layer_sizes, set_flat_mask
+from prism_edge.stats import DataStats, compute_stats, mmd_loss
+
+
+def test_label_latent_reads_the_argmax_or_the_given_label():
+    z = torch.randn(5, 12)
+    out = label_latent(z, None, 4, 8.0)
+    assert torch.equal(out[:, 4:], z[:, 4:])
+    assert torch.equal(out[:, :4].argmax(1), z[:, :4].argmax(1))
+    assert sorted(out[:, :4].unique().tolist()) == [0.0, 8.0]
+    given = label_latent(z, torch.tensor([3, 3, 0, 1, 2]), 4, 2.0)
+    assert given[:, :4].argmax(1).tolist() == [3, 3, 0, 1, 2] and float(given.max()) >= 2.0
+    # plain Gaussian latents pick every label about equally often
+    counts = np.bincount(latents(20000, 64, 0)[:, :10].argmax(1), minlength=10) / 20000
+    assert counts.min() > 0.09 and counts.max() < 0.11
+    # a latent built for a label reads back as that label
+    assert (latents(7, 64, 1, classes=10, label=6)[:, :10].argmax(1) == 6).all()
+
+
+def test_classes_must_fit_the_latent():
+    from prism_edge.architectures import ArchitectureError
+
+    with pytest.raises(ArchitectureError, match="nz > classes"):
+        build_generator("mnist-small", 1, {"classes": 64})
+
+
+def brute_force_mmd(f, y, data_f, data_y):
+    """Unbiased MMD^2 for k((x, y), (x', y')) = <f, f'> [y == y'] (data terms exact)."""
+    same = (y[:, None] == y[None, :]).double()
+    k_gg = (f @ f.T) * same
+    b = len(f)
+    gg = (k_gg.sum() - k_gg.diagonal().sum()) / (b * (b - 1))
+    gd = ((f @ data_f.T) * (y[:, None] == data_y[None, :]).double()).mean()
+    dd = ((data_f @ data_f.T) * (data_y[:, None] == data_y[None, :]).double()).mean()
+    return gg - 2 * gd + dd
+
+
+def test_per_class_mmd_matches_the_kernel_definition():
+    g = torch.Generator().manual_seed(0)
+    data_f, data_y = torch.randn(40, 6, generator=g, dtype=torch.float64), torch.arange(40) % 3
+    f, y = torch.randn(8, 6, generator=g, dtype=torch.float64), torch.tensor([0, 0, 1, 1, 1, 2, 2, 0])
+    mean = torch.zeros(3, 6, dtype=torch.float64).index_add(0, data_y, data_f) / 40
+    stats = DataStats(mean, 40, class_probs=torch.full((3,), 1 / 3))
+    assert float(mmd_loss(f, stats, "unbiased", y)) == pytest.approx(
+        float(brute_force_mmd(f, y, data_f, data_y)), rel=1e-10)
+    # one class: the plain (unconditional) MMD
+    one = DataStats(data_f.mean(0, keepdim=True), 40)
+    zeros = torch.zeros(40, dtype=torch.long)
+    assert float(mmd_loss(f, one)) == pytest.approx(
+        float(brute_force_mmd(f, torch.zeros(8, dtype=torch.long), data_f, zeros)), rel=1e-10)
+
+
+def test_batch_labels_follow_the_client_class_shares(mnist_train):
+    st = DataStats(torch.zeros(4, 2), 1, class_probs=torch.tensor([0.5, 0.25, 0.2, 0.05]))
+    labels = st.batch_labels(64)
+    assert np.bincount(labels.numpy(), minlength=4).tolist() == [32, 16, 13, 3]
+    fm = make_feature_map("rff", (1, 28, 28), 0, 256)
+    sevens = mnist_train.labels == 7
+    one_class = compute_stats(fm, mnist_train.images[sevens][:500],
+                              mnist_train.labels[sevens][:500], 10)
+    assert set(one_class.batch_labels(64).tolist()) == {7}
+    assert float(one_class.mean[7].norm()) > 0 and float(one_class.mean[:7].abs().sum()) == 0
+
+
+@pytest.fixture(scope="module")
+def conditional_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cond")
+    gen = build_generator("mnist-small", 42, {"classes": 10})
+    mask = (np.random.default_rng(1).random(gen.num_masked) < 0.6).astype(np.uint8)
+    write_bits(tmp / "c.bits", mask, gen.describe(), layer_sizes(gen), 42, {"dataset": "mnist"})
+    set_flat_mask(gen, mask)
+    export(tmp / "c.bits", 42, tmp / "c.onnx")
+    return tmp, gen
+
+
+def test_onnx_graph_reads_the_label_like_torch(conditional_model):
+    tmp, gen = conditional_model
+    onnx_gen = OnnxGenerator(tmp / "c.onnx")
+    assert onnx_gen.classes == 10
+    for z in (latents(12, 64, 0), latents(5, 64, 2, classes=10, label=3)):
+        with torch.no_grad():
+            ref = gen(torch.from_numpy(z)).numpy()
+        assert np.abs(onnx_gen.run(z) - ref).max() < 1e-4
+    # the label changes the image
+    assert np.abs(onnx_gen.generate(4, 0, label=1) - onnx_gen.generate(4, 0, label=8)).max() > 0.1
+
+
+def test_generate_label_cli(conditional_model, tmp_path):
+    tmp, _ = conditional_model
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "prism_edge.cli", *args],
+                              capture_output=True, text=True)
+
+    ok = cli("generate", "--model", str(tmp / "c.onnx"), "--label", "4", "-n", "3",
+             "-o", str(tmp_path / "four.npy"))
+    assert ok.returncode == 0, ok.stderr
+    four = np.load(tmp_path / "four.npy")
+    assert np.array_equal(four, OnnxGenerator(tmp / "c.onnx").generate(3, 0, label=4))
+    bad = cli("generate", "--model", str(tmp / "c.onnx"), "--label", "10", "-o",
+              str(tmp_path / "x.png"))
+    assert bad.returncode == 2 and "0..9" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_label_unknown_to_an_unconditional_model(tmp_path):
+    gen = build_generator("mnist-small", 42)
+    mask = np.ones(gen.num_masked, np.uint8)
+    write_bits(tmp_path / "u.bits", mask, gen.describe(), layer_sizes(gen), 42, {})
+    r = subprocess.run([sys.executable, "-m", "prism_edge.cli", "generate", "--model",
+                        str(tmp_path / "u.bits"), "--mask-seed", "42", "--label", "1", "-o",
+                        str(tmp_path / "u.png")], capture_output=True, text=True)
+    assert r.returncode == 2 and "class-conditional" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_short_training_makes_the_requested_digits(mnist_train):
+    """100 local steps on 10,000 real MNIST images: the LeNet reads the requested label."""
+    from prism_edge.client import local_train
+    from prism_edge.config import ClientConfig
+    from prism_edge.evaluation.classifier import embed, get_classifier
+    from prism_edge.masked import get_flat_scores, set_mode
+
+    torch.set_num_threads(2)
+    fm = make_feature_map("rff+pool2+pool4", (1, 28, 28), 0, 2048)
+    stats = compute_stats(fm, mnist_train.images[:10000], mnist_train.labels[:10000], 10)
+    gen = build_generator("mnist-small", 42, {"classes": 10})
+    lenet = get_classifier(mnist_train)
+
+    def label_accuracy() -> float:
+        p = torch.sigmoid(get_flat_scores(gen)).numpy()
+        set_flat_mask(gen, (p > 0.5).astype(np.uint8))
+        hits = []
+        for label in range(10):
+            with torch.no_grad():
+                x = gen(torch.from_numpy(latents(50, 64, label, 10, label))).numpy()
+            hits.append(float((embed(lenet, x)[1].argmax(1) == label).mean()))
+        set_mode(gen, "sample", "ste")
+        return float(np.mean(hits))
+
+    before = label_accuracy()
+    torch.manual_seed(0)
+    local_train(gen, fm, stats, ClientConfig(local_steps=100), 0.1, None)
+    after = label_accuracy()
+    # measured: 0.10 before (every image read as one digit), 0.76 after
+    assert before < 0.2 and after > 0.5, (before, after)

@@ -31,12 +31,11 @@ if sys.argv[3] == "stock":  # the same, started by Flower's own flwr-clientapp c
 import torch
 threads, steps = int(sys.argv[1]), int(sys.argv[2])
 torch.set_num_threads(threads)
-from prism_edge.architectures import build_generator
 from prism_edge.client import client_update
-from prism_edge.clientdata import feature_map, one_client_stats
+from prism_edge.clientdata import feature_map, one_client_stats, run_generator
 from prism_edge.config import ClientConfig, RunConfig
 cfg = RunConfig(clients=10, split="shards:4", client=ClientConfig(local_steps=steps))
-gen = build_generator(cfg.arch, cfg.seed)
+gen = run_generator(cfg)
 fm = feature_map(cfg, gen)
 stats = one_client_stats(cfg, gen, fm, 0)
 t = time.perf_counter()

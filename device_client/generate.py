@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from prism_edge.errors import PrismError
-from prism_edge.latent import latents
+from prism_edge.latent import by_class_latents, latents
 
 META_PREFIX = "prism_edge."
 
@@ -52,17 +52,23 @@ class OnnxGenerator:
             return y.astype(np.float32) / 127.5 - 1.0
         return y
 
-    def generate(self, n: int, seed: int = 0, label: int | None = None) -> np.ndarray:
+    def generate(self, n: int, seed: int = 0, label: int | None = None, by_class: bool = False
+                 ) -> np.ndarray:
         """``n`` images from latents drawn with numpy's PCG64 seeded by ``seed`` (deterministic);
-        ``label``: only that class, for a class-conditional model."""
+        ``label``: only that class; ``by_class``: ``n`` of each class in class order (both for a
+        class-conditional model)."""
+        if by_class:
+            return self.run(by_class_latents(n, self.nz, seed, self.classes))
         return self.run(latents(n, self.nz, seed, self.classes, label))
 
 
 def generate_to_file(model: str | Path, n: int, seed: int, out: str | Path,
-                     threads: int | None = None, label: int | None = None) -> np.ndarray:
-    """Generate ``n`` images and write a PNG grid or ``.npy``; returns the images."""
+                     threads: int | None = None, label: int | None = None,
+                     by_class: bool = False) -> np.ndarray:
+    """Generate ``n`` images (``n`` per class with ``by_class``, a grid row each) and write a
+    PNG grid or ``.npy``; returns the images."""
     from prism_edge.images import save_samples
 
-    images = OnnxGenerator(model, threads).generate(n, seed, label)
-    save_samples(images, out)
+    images = OnnxGenerator(model, threads).generate(n, seed, label, by_class)
+    save_samples(images, out, n if by_class else None)
     return images

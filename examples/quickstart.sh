@@ -15,5 +15,6 @@ prism-edge train --dataset mnist --clients 4 --split shards:4 --rounds 4 --local
 prism-edge inspect "$out/final.bits"
 prism-edge export --seed 42 --mask "$out/final.bits" -o "$out/generator.onnx"
 prism-edge generate --model "$out/generator.onnx" -n 64 --seed 0 -o "$out/samples.png"
+prism-edge generate --model "$out/generator.onnx" --by-class -n 8 -o "$out/digits.png"
 prism-edge evaluate "$out/generator.onnx" -n 2000 --json "$out/eval.json" --png "$out/eval.png"
-echo "done: pictures in $out/ (samples.png, final.png, samples/), metrics in $out/metrics.jsonl"
+echo "done: pictures in $out/ (samples.png, digits.png: a row per digit, final.png, samples/), metrics in $out/metrics.jsonl"

@@ -293,21 +293,27 @@ def export_cmd(mask_path, seed, out, uint8_output, dense) -> None:
 @click.option("--label", type=click.IntRange(0), default=None,
               help="Class-conditional models only: generate this class alone (a class index, "
                    "e.g. the digit for MNIST). Default: classes drawn uniformly.")
-def generate_cmd(model, num, seed, mask_seed, threads, out, label) -> None:
+@click.option("--by-class", is_flag=True,
+              help="Class-conditional models only: NUM images of every class, a grid row each.")
+def generate_cmd(model, num, seed, mask_seed, threads, out, label, by_class) -> None:
     """Generate images: onnxruntime + numpy for .onnx (the device path), torch for .bits."""
     from .images import save_samples
 
     if str(model).endswith(".onnx"):
         from device_client.generate import generate_to_file
 
-        generate_to_file(model, num, seed, out, threads, label)
+        generate_to_file(model, num, seed, out, threads, label, by_class)
     else:
-        from .evaluation.evaluate import sample
+        import numpy as np
+
+        from .latent import by_class_latents, latents
         from .samplers import open_sampler
 
         sampler, nz, meta = open_sampler(model, mask_seed)
-        save_samples(sample(sampler, nz, num, seed, progress=False,
-                            classes=int(meta.get("classes", 0)), label=label), out)
+        k = int(meta.get("classes", 0))
+        z = by_class_latents(num, nz, seed, k) if by_class else latents(num, nz, seed, k, label)
+        images = np.concatenate([sampler(z[i:i + 500]) for i in range(0, len(z), 500)])
+        save_samples(images, out, num if by_class else None)
     click.echo(f"wrote {out}")
 
 
@@ -355,11 +361,13 @@ def device_join_cmd(superlink, partition_id, data_dir, threads, max_memory_mb, p
               show_default=True, help="Output: .png grid or .npy array.")
 @click.option("--label", type=click.IntRange(0), default=None,
               help="Class-conditional models only: generate this class alone (class index).")
-def device_generate_cmd(model, num, seed, threads, out, label) -> None:
+@click.option("--by-class", is_flag=True,
+              help="Class-conditional models only: NUM images of every class, a grid row each.")
+def device_generate_cmd(model, num, seed, threads, out, label, by_class) -> None:
     """Generate images with onnxruntime + numpy only (no torch)."""
     from device_client.generate import generate_to_file
 
-    generate_to_file(model, num, seed, out, threads, label)
+    generate_to_file(model, num, seed, out, threads, label, by_class)
     click.echo(f"wrote {out}")
 
 if __name__ == "__main__":

@@ -39,11 +39,11 @@ def save_grid(images: np.ndarray, path: str | Path, nrow: int | None = None, sca
         tmp.write_bytes(encode_png(g))
 
 
-def save_samples(images: np.ndarray, path: str | Path) -> None:
-    """``.npy`` saves the raw array; anything else is a PNG grid."""
+def save_samples(images: np.ndarray, path: str | Path, nrow: int | None = None) -> None:
+    """``.npy`` saves the raw array; anything else is a PNG grid (``nrow`` images a row)."""
     if str(path).endswith(".npy"):
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, images)
     else:
-        save_grid(images, path)
+        save_grid(images, path, nrow)

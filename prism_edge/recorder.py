@@ -17,6 +17,7 @@ from .client import derive_seed
 from .config import RunConfig
 from .errors import PrismError
 from .images import save_grid
+from .latent import by_class_latents, latents
 from .masked import layer_sizes, set_flat_mask, set_flat_scores, set_mode
 from .server import ServerState
 
@@ -33,10 +34,16 @@ def final_mask(prob: np.ndarray, how: str, seed: int) -> np.ndarray:
     raise PrismError(f"final must be 'threshold' or 'sample', got {how!r}")
 
 
-def preview(gen: Generator, n: int = N_PREVIEW, seed: int = 0) -> np.ndarray:
-    z = torch.from_numpy(np.random.default_rng(seed).standard_normal((n, gen.nz)).astype(np.float32))
+def preview(gen: Generator, n: int = N_PREVIEW, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Preview images and the grid's row length: a row per class for a class-conditional model."""
+    k = gen.config.classes
+    if k:
+        per = max(1, n // k)
+        z = by_class_latents(per, gen.nz, seed, k)
+    else:
+        per, z = 8, latents(n, gen.nz, seed)
     with torch.no_grad():
-        return gen(z).numpy()
+        return gen(torch.from_numpy(z)).numpy(), per
 
 
 class RunRecorder:
@@ -88,12 +95,14 @@ class RunRecorder:
         every = self.cfg.sample_every
         if every and state.round % every == 0:
             self.install(state)
-            save_grid(preview(self.gen), self.out / "samples" / f"round_{state.round:04d}.png", nrow=8)
+            images, per = preview(self.gen)
+            save_grid(images, self.out / "samples" / f"round_{state.round:04d}.png", nrow=per)
 
     def finish(self, state: ServerState, privacy: str, minutes: float) -> dict:
         cfg, gen = self.cfg, self.gen
         self.install(state)
-        save_grid(preview(gen), self.out / "final.png", nrow=8)
+        images, per = preview(gen)
+        save_grid(images, self.out / "final.png", nrow=per)
         summary = {"rounds": state.round, "minutes": round(minutes, 2), "privacy": privacy,
                    "masked_weights": gen.num_masked}
         meta = {"kind": cfg.final, "dataset": cfg.dataset, "rounds": state.round,

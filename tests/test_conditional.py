@@ -112,6 +112,14 @@ def test_generate_label_cli(conditional_model, tmp_path):
     assert ok.returncode == 0, ok.stderr
     four = np.load(tmp_path / "four.npy")
     assert np.array_equal(four, OnnxGenerator(tmp / "c.onnx").generate(3, 0, label=4))
+    rows = cli("generate", "--model", str(tmp / "c.bits"), "--mask-seed", "42", "--by-class",
+               "-n", "3", "-o", str(tmp_path / "rows.npy"))  # the torch path
+    assert rows.returncode == 0, rows.stderr
+    by_class = OnnxGenerator(tmp / "c.onnx").generate(3, 0, by_class=True)
+    assert by_class.shape == (30, 1, 28, 28)
+    assert np.abs(np.load(tmp_path / "rows.npy") - by_class).max() < 1e-4
+    assert np.array_equal(by_class[12:15], OnnxGenerator(tmp / "c.onnx").run(
+        latents(30, 64, 0, 10, 4)[12:15]))  # row 4: the draws of rows 0-3 come first
     bad = cli("generate", "--model", str(tmp / "c.onnx"), "--label", "10", "-o",
               str(tmp_path / "x.png"))
     assert bad.returncode == 2 and "0..9" in bad.stderr and "Traceback" not in bad.stderr

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> list[list]:
     from prism_edge.bitsfile import write_bits
     from prism_edge.masked import layer_sizes
 
-    gen = build_generator("mnist-small", 42)
+    gen = build_generator("mnist-small", 42, {"classes": 10})  # as trained by default on MNIST
     rows = []
     with tempfile.TemporaryDirectory() as d:
         bits, model = Path(d) / "m.bits", Path(d) / "g.onnx"

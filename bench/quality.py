@@ -25,8 +25,10 @@ from prism_edge.architectures import build_generator
 from prism_edge.client import local_train
 from prism_edge.config import DEFAULT_FEATURES, ClientConfig, RunConfig, ServerConfig
 from prism_edge.data import load_dataset
+from prism_edge.evaluation.classifier import embed
 from prism_edge.evaluation.evaluate import Reference, sample
 from prism_edge.images import save_grid
+from prism_edge.latent import by_class_latents
 from prism_edge.masked import get_flat_scores, masked_layers, set_flat_mask, set_flat_scores, set_mode
 from prism_edge.samplers import torch_sampler
 from prism_edge.train import run
@@ -86,16 +88,29 @@ def cli_of(cfg: RunConfig, out: str) -> str:
     return " ".join(p for p in parts if p)
 
 
-def score_dense(path: Path, ref: Reference, n: int) -> tuple[dict, np.ndarray]:
-    ck = torch.load(path, weights_only=False)
-    gen = build_generator(ck["arch"]["name"], 42, ck["arch"]["config"])
+def model_sampler(out: Path, cfg: RunConfig):
+    """(sampler, nz, classes) of a finished run: its exported single mask, or the dense weights."""
+    if cfg.mode != "dense":
+        sampler, nz, meta = torch_sampler(out / "final.bits", cfg.seed)
+        return sampler, nz, int(meta["classes"])
+    ck = torch.load(out / "final.pt", weights_only=False)
+    gen = build_generator(ck["arch"]["name"], cfg.seed, ck["arch"]["config"])
     set_flat_scores(gen, torch.from_numpy(ck["weights"]))
     set_mode(gen, "dense")
-    images = sample(lambda z: gen(torch.from_numpy(z)).detach().numpy(), gen.nz, n, progress=False)
-    return ref.score(images), images
+    return (lambda z: gen(torch.from_numpy(z)).detach().numpy()), gen.nz, gen.config.classes
+
+
+def label_accuracy(ref: Reference, sampler, nz: int, classes: int, per_class: int = 500
+                   ) -> tuple[float, np.ndarray]:
+    """Share of images made for a label that the LeNet reads as that label; the images."""
+    z = by_class_latents(per_class, nz, 1, classes)
+    images = np.concatenate([sampler(z[i:i + 500]) for i in range(0, len(z), 500)])
+    _, probs = embed(ref.model, images)
+    return float((probs.argmax(1) == np.repeat(np.arange(classes), per_class)).mean()), images
 
 
 def federated(args) -> None:
+    """Train each variant (unless --score-only and it has finished before), score, tabulate."""
     data_dir = args.data_dir
     variants = federated_variants(args.rounds, args.local_steps, data_dir)
     chosen = args.variants.split(",") if args.variants else list(variants)
@@ -105,20 +120,25 @@ def federated(args) -> None:
     for name in chosen:
         cfg = variants[name]
         out = RUNS / name
-        t = time.time()
-        run(cfg, out, progress=False)
-        minutes = (time.time() - t) / 60
+        if args.score_only and (out / "summary.json").is_file():
+            minutes = json.loads((out / "summary.json").read_text())["minutes"]
+        else:
+            t = time.time()
+            run(cfg, out, progress=False)
+            minutes = (time.time() - t) / 60
         if cfg.dataset not in refs:
             refs[cfg.dataset] = Reference(load_dataset(cfg.dataset, "train", data_dir),
                                           load_dataset(cfg.dataset, "test", data_dir), args.n)
         ref = refs[cfg.dataset]
-        if cfg.mode == "dense":
-            r, images = score_dense(out / "final.pt", ref, args.n)
-        else:
-            images = sample(torch_sampler(out / "final.bits", cfg.seed)[0], 64, args.n,
-                            progress=False)
-            r = ref.score(images)
-        save_grid(images[:64], OUT / f"{name}.png", nrow=8)
+        sampler, nz, classes = model_sampler(out, cfg)
+        images = sample(sampler, nz, args.n, progress=False)
+        r = ref.score(images)
+        grid, nrow = images[:64], 8
+        if classes:
+            r["label_accuracy"], by_class = label_accuracy(ref, sampler, nz, classes)
+            grid, nrow = by_class.reshape(classes, -1, *by_class.shape[1:])[:, :8].reshape(
+                -1, *by_class.shape[1:]), 8
+        save_grid(grid, OUT / f"{name}.png", nrow=nrow)
         row = {"name": name, "cmd": cli_of(cfg, str(out)), "minutes": round(minutes, 1),
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **r}
         print(json.dumps(row), flush=True)
@@ -133,17 +153,22 @@ def write_federated_table(n: int) -> None:
     table = report.table(
         ["variant", "measured", "minutes", "FID-LeNet", "floor", "ratio (goal <= 6, fashion <= 8)",
          "conf >= 0.9 (goal >= 80%)", "class share min-max (goal 5-15%)", "coverage", "recall",
-         "grid"],
+         "label read back", "grid"],
         [[r["name"], r.get("date", ""), r["minutes"], round(r["fid"], 1), round(r["fid_floor"], 2),
           round(r["floor_ratio"], 1), f"{r.get('confident_fraction', 0):.0%}",
           f"{r.get('min_class_share', 0):.1%}-{r.get('max_class_share', 0):.1%}",
-          round(r["coverage"], 3), round(r["recall"], 3), f"![](quality/{r['name']}.png)"]
+          round(r["coverage"], 3), round(r["recall"], 3),
+          f"{r['label_accuracy']:.0%}" if "label_accuracy" in r else "-",
+          f"![](quality/{r['name']}.png)"]
          for r in rows])
     latest = {r["name"]: r["cmd"] for r in rows}  # one command per variant
     cmds = "\n".join(f"- {k}: `{v}`" for k, v in latest.items())
     report.write("quality", "Federated PRISM quality (MNIST, 10 clients, shards:4)", table,
                  f"Evaluated on the exported single mask (threshold p > 0.5; dense: fp32 "
-                 f"weights), {n} samples against the test split. Rows are appended to "
+                 f"weights), {n} samples against the test split (class-conditional rows: "
+                 f"labels drawn uniformly, as `prism-edge generate` does; 'label read back' = "
+                 f"share of 500 images per requested label that the LeNet reads as that label; "
+                 f"their grid has a row per class). Rows are appended to "
                  f"bench/results/quality/federated.jsonl by each `python -m bench.quality "
                  f"federated` run, with the time it was measured. What else was tried (loss "
                  f"estimators, feature maps, gradient estimators, learning rate, batch size, "
@@ -308,6 +333,8 @@ def main() -> None:
     f.add_argument("--threads", type=int, default=1)
     f.add_argument("-n", type=int, default=10000)
     f.add_argument("--data-dir", default=None)
+    f.add_argument("--score-only", action="store_true",
+                   help="score a variant's finished run again instead of training it anew")
     s = sub.add_parser("screen")
     s.add_argument("--steps", type=int, default=1500)
     s.add_argument("--variants", default="")

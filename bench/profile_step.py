@@ -27,9 +27,10 @@ from prism_edge.architectures import build_generator
 from prism_edge.features import make_feature_map
 from prism_edge.masked import masked_layers, sample_mask, set_mode
 from prism_edge.stats import DataStats, mmd_loss
-gen = build_generator(arch, 42)
+gen = build_generator(arch, 42, {"classes": 10})  # class-conditional, as by default
 fm = make_feature_map(features, gen.out_shape, 0, 8192)
-stats = DataStats(torch.zeros(8192), 1)
+stats = DataStats(torch.zeros(10, 8192), 1, class_probs=torch.full((10,), 0.1))
+labels = stats.batch_labels(64)
 set_mode(gen, "sample", "ste")
 from prism_edge.adam import Adam
 from prism_edge.memory import release_free_memory
@@ -45,9 +46,9 @@ for i in range(steps + 2):
             sample_mask(m.scores)
     b = time.perf_counter()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        x = gen(z)
+        x = gen(z, labels)
     c = time.perf_counter()
-    loss = mmd_loss(fm(x.float()), stats)
+    loss = mmd_loss(fm(x.float()), stats, "unbiased", labels)
     d = time.perf_counter()
     opt.zero_grad()
     loss.backward()
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> list[list]:
             rows.append([arch, precision, threads, round(step, 3)] +
                         [f"{1000 * v:.1f} ({100 * v / step:.0f}%)" for v in parts.values()] +
                         [largest, round(r["peak_mb"]), goal])
-    report.write("profile_step", f"Profile of one local step (batch 64, features {DEFAULT_FEATURES})",
+    report.write("profile_step", f"Profile of one local step (batch 64, features {DEFAULT_FEATURES}, 10 classes)",
                  report.table(["architecture", "precision", "threads", "s per step", "mask sampling ms*",
                                "generator fwd ms", "feature map ms", "backward ms", "optimiser ms",
                                "largest share", "peak RSS MB", "paper-resnet goal met"], rows),

@@ -63,6 +63,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:
         d = dict(d)
+        d.setdefault("conditional", False)  # recorded before the field existed: unconditional
         client = ClientConfig(**{**d.pop("client", {})})
         client.betas = tuple(client.betas)  # type: ignore[assignment]
         server = ServerConfig(**d.pop("server", {}))

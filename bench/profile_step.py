@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> list[list]:
             rows.append([arch, precision, threads, round(step, 3)] +
                         [f"{1000 * v:.1f} ({100 * v / step:.0f}%)" for v in parts.values()] +
                         [largest, round(r["peak_mb"]), goal])
-    report.write("profile_step", f"Profile of one local step (batch 64, features {DEFAULT_FEATURES}, 10 classes)",
+    report.write("profile_step",
+                 f"Profile of one local step (batch 64, {DEFAULT_FEATURES}, 10 classes)",
                  report.table(["architecture", "precision", "threads", "s per step", "mask sampling ms*",
                                "generator fwd ms", "feature map ms", "backward ms", "optimiser ms",
                                "largest share", "peak RSS MB", "paper-resnet goal met"], rows),

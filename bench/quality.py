@@ -249,6 +249,7 @@ SCREEN = {
     "rff+pool2+pool4-cond-3200-steps": {"features": "rff+pool2+pool4", "classes": 10,
                                         "steps": 3200},
     "rff-cond": {"classes": 10},
+    "rff+pool2+pool4-cond-ngf128": {"features": "rff+pool2+pool4", "classes": 10, "ngf": 128},
 }
 
 

@@ -3,6 +3,7 @@
     python -m bench.quality federated [--rounds R] [--local-steps L] [--variants a,b]
     python -m bench.quality screen [--steps S] [--variants a,b]
     python -m bench.quality privacy [--rounds R] [--local-steps L]
+    python -m bench.quality table      (rewrite quality.md from the recorded rows)
 
 ``federated`` trains MNIST with 10 clients on ``shards:4`` (PRISM, no-MADA, dense FedAvg,
 centralized) and Fashion-MNIST, evaluates each exported single mask with FID-LeNet (10,000
@@ -178,7 +179,10 @@ def write_federated_table(n: int) -> None:
                  f"feature count, width, dense weights), centrally on one client: "
                  f"[quality_screen.md](quality_screen.md).\n\nReproduce (or `python -m "
                  f"bench.quality federated --variants NAME`; the 20x100 rows ran with "
-                 f"`--threads 2`):\n{cmds}")
+                 f"`--threads 2`, except prism-no-mada-20x100-cond and "
+                 f"prism-fashion-20x100-cond: `--threads 1`, the two side by side, so their "
+                 f"minutes are about twice a lone run's). Rows measured before the "
+                 f"class-conditional default carry `--unconditional`:\n{cmds}")
 
 
 def privacy(args) -> None:
@@ -343,6 +347,8 @@ def main() -> None:
     s.add_argument("--steps", type=int, default=1500)
     s.add_argument("--variants", default="")
     s.add_argument("--data-dir", default=None)
+    tb = sub.add_parser("table", help="rewrite quality.md from quality/federated.jsonl")
+    tb.add_argument("-n", type=int, default=10000)
     pv = sub.add_parser("privacy")
     pv.add_argument("--rounds", type=int, default=6)
     pv.add_argument("--local-steps", type=int, default=30)
@@ -350,7 +356,8 @@ def main() -> None:
     pv.add_argument("-n", type=int, default=10000)
     pv.add_argument("--data-dir", default=None)
     args = ap.parse_args()
-    {"federated": federated, "screen": screen, "privacy": privacy}[args.what](args)
+    {"federated": federated, "screen": screen, "privacy": privacy,
+     "table": lambda a: write_federated_table(a.n)}[args.what](args)
 
 
 if __name__ == "__main__":

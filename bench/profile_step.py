@@ -29,7 +29,8 @@ from prism_edge.masked import masked_layers, sample_mask, set_mode
 from prism_edge.stats import DataStats, mmd_loss
 gen = build_generator(arch, 42, {"classes": 10})  # class-conditional, as by default
 fm = make_feature_map(features, gen.out_shape, 0, 8192)
-stats = DataStats(torch.zeros(10, 8192), 1, class_probs=torch.full((10,), 0.1))
+d = fm(torch.zeros(1, *gen.out_shape)).shape[1]  # 8,190 for three parts of 2,730
+stats = DataStats(torch.zeros(10, d), 1, class_probs=torch.full((10,), 0.1))
 labels = stats.batch_labels(64)
 set_mode(gen, "sample", "ste")
 from prism_edge.adam import Adam

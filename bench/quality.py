@@ -27,7 +27,7 @@ from prism_edge.client import local_train
 from prism_edge.config import DEFAULT_FEATURES, ClientConfig, RunConfig, ServerConfig
 from prism_edge.data import load_dataset
 from prism_edge.evaluation.classifier import embed
-from prism_edge.evaluation.evaluate import Reference, sample
+from prism_edge.evaluation.evaluate import Reference, run_latents, sample
 from prism_edge.images import save_grid
 from prism_edge.latent import by_class_latents
 from prism_edge.masked import get_flat_scores, masked_layers, set_flat_mask, set_flat_scores, set_mode
@@ -108,7 +108,7 @@ def label_accuracy(ref: Reference, sampler, nz: int, classes: int, per_class: in
                    ) -> tuple[float, np.ndarray]:
     """Share of images made for a label that the LeNet reads as that label; the images."""
     z = by_class_latents(per_class, nz, 1, classes)
-    images = np.concatenate([sampler(z[i:i + 500]) for i in range(0, len(z), 500)])
+    images = run_latents(sampler, z)
     _, probs = embed(ref.model, images)
     return float((probs.argmax(1) == np.repeat(np.arange(classes), per_class)).mean()), images
 

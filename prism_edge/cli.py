@@ -304,16 +304,14 @@ def generate_cmd(model, num, seed, mask_seed, threads, out, label, by_class) -> 
 
         generate_to_file(model, num, seed, out, threads, label, by_class)
     else:
-        import numpy as np
-
+        from .evaluation.evaluate import run_latents
         from .latent import by_class_latents, latents
         from .samplers import open_sampler
 
         sampler, nz, meta = open_sampler(model, mask_seed)
         k = int(meta.get("classes", 0))
         z = by_class_latents(num, nz, seed, k) if by_class else latents(num, nz, seed, k, label)
-        images = np.concatenate([sampler(z[i:i + 500]) for i in range(0, len(z), 500)])
-        save_samples(images, out, num if by_class else None)
+        save_samples(run_latents(sampler, z), out, num if by_class else None)
     click.echo(f"wrote {out}")
 
 

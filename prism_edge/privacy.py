@@ -1,10 +1,9 @@
 """Differential privacy: each client privatises its data statistics once.
 
 Release (per client): the sum of per-example feature vectors, each clipped to L2 norm C, plus
-Gaussian noise N(0, (sigma C)^2 I); and the example count plus N(0, sigma^2). For a
-class-conditional model both are per class (a (K, D) sum and a K-bin histogram): one example
-still moves the sums by at most C and the histogram by 1. Under adding or
-removing one example the sum moves by at most C and the count by 1, so each query is a Gaussian
+Gaussian noise N(0, (sigma C)^2 I); and the example count plus N(0, sigma^2), both per class for
+a class-conditional model (a (K, D) sum and a K-bin histogram). Under adding or removing one
+example the sums move by at most C and the counts by 1 (one class row), so each query is a Gaussian
 mechanism with noise multiplier sigma. The two are composed by dp-accounting's RDP accountant
 (an upper bound on epsilon, fast enough to calibrate in a second) and sigma is calibrated with
 ``calibrate_dp_mechanism`` to the target (epsilon, delta). Training, every uploaded mask and the

@@ -48,12 +48,16 @@ class Reference:
 
 
 def sample(sampler: Sampler, nz: int, n: int, seed: int = 0, batch: int = 500,
-           progress: bool = True, classes: int = 0, label: int | None = None) -> np.ndarray:
-    """Draw ``n`` images with latents z ~ N(0, I) from a seeded numpy generator (``label``:
-    only that class of a class-conditional model; see prism_edge.latent)."""
-    z = latents(n, nz, seed, classes, label)
+           progress: bool = True) -> np.ndarray:
+    """Draw ``n`` images with latents z ~ N(0, I) from a seeded numpy generator."""
+    return run_latents(sampler, latents(n, nz, seed), batch, progress)
+
+
+def run_latents(sampler: Sampler, z: np.ndarray, batch: int = 500, progress: bool = False
+                ) -> np.ndarray:
+    """Images for the given latents, ``batch`` at a time (bounded memory)."""
     out = []
-    for i in tqdm(range(0, n, batch), desc="sampling", unit="batch", disable=not progress):
+    for i in tqdm(range(0, len(z), batch), desc="sampling", unit="batch", disable=not progress):
         out.append(np.asarray(sampler(z[i:i + batch]), np.float32))
     return np.concatenate(out)
 

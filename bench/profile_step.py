@@ -22,6 +22,7 @@ import torch
 from prism_edge.memory import peak_rss_mb
 arch, threads, steps, features = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 bf16 = sys.argv[5] == "bf16"  # as local_train does for --precision bf16
+recompute = sys.argv[6] == "recompute"  # as local_train does for --recompute
 torch.set_num_threads(threads)
 from prism_edge.architectures import build_generator
 from prism_edge.features import make_feature_map
@@ -33,6 +34,7 @@ d = fm(torch.zeros(1, *gen.out_shape)).shape[1]  # 8,190 for three parts of 2,73
 stats = DataStats(torch.zeros(10, d), 1, class_probs=torch.full((10,), 0.1))
 labels = stats.batch_labels(64)
 set_mode(gen, "sample", "ste")
+gen.recompute = recompute
 from prism_edge.adam import Adam
 from prism_edge.memory import release_free_memory
 opt = Adam([m.scores for m in masked_layers(gen)], 0.1, (0.5, 0.999))
@@ -92,11 +94,14 @@ def main(argv: list[str] | None = None) -> list[list]:
     steps = 5 if args.quick else 20
     rows = []
     for arch, precision in (("mnist-small", "fp32"), ("paper-resnet", "fp32"),
-                            ("paper-resnet", "bf16")):
+                            ("paper-resnet", "fp32+recompute"), ("paper-resnet", "bf16"),
+                            ("paper-resnet", "bf16+recompute")):
+        if args.quick and "recompute" in precision:
+            continue
         # --quick (3-minute budget) times paper-resnet with 2 threads only
         for threads in (2,) if args.quick and arch == "paper-resnet" else (1, 2):
             out = subprocess.run([sys.executable, "-c", PROBE, arch, str(threads), str(steps),
-                                  DEFAULT_FEATURES, precision],
+                                  DEFAULT_FEATURES, *(precision.split("+") + [""])[:2]],
                                  capture_output=True, text=True, check=True).stdout
             r = json.loads(out.strip().splitlines()[-1])
             parts = r["parts"]
@@ -125,7 +130,11 @@ def main(argv: list[str] | None = None) -> list[list]:
                  "optimiser, features and loss stay fp32; its effect on quality is in "
                  f"quality_screen.md): {bf16_note()}; "
                  "the RFF matrix is stored in float16 (100 -> "
-                 "50 MB for 32x32x3 images); ReLUs rectify in place (one activation less each). "
+                 "50 MB for 32x32x3 images); ReLUs rectify in place (one activation less each); "
+                 "`--recompute` (+recompute rows) keeps only each residual block's input for "
+                 "backward and recomputes the rest (activation checkpointing; the recomputation "
+                 "redraws the same mask sample, results unchanged): less memory for one more "
+                 "forward pass of time, which the backward column then includes. "
                  f"{goal_note(rows)} Earlier session on an AMD EPYC with native bf16 (avx512_bf16): "
                  "paper-resnet 2 threads fp32 0.73 s / 734 MB, bf16 0.44 s / 578 MB. "
                  "Earlier: the 28x28 generator's final 3x3 conv at 64 "

@@ -71,10 +71,12 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                                          client={"local_steps": 100,
                                                  "features": DEFAULT_FEATURES}),
         "prism-mada-cond": cfg(conditional=True, client={"features": DEFAULT_FEATURES}),
+        # the dense baseline's Adam learning rate 1e-2 is the best of 3e-4 / 1e-3 / 3e-3 / 1e-2 /
+        # 3e-2 in the screen (quality_screen.md, dense-cond-lr*); the unconditional rows used 1e-3
         "dense-fedavg-cond": cfg(conditional=True, mode="dense",
-                                 client={"lr": 1e-3, "features": DEFAULT_FEATURES}),
+                                 client={"lr": 1e-2, "features": DEFAULT_FEATURES}),
         "dense-fedavg-20x100-cond": cfg(rounds=20, conditional=True, mode="dense",
-                                        client={"local_steps": 100, "lr": 1e-3,
+                                        client={"local_steps": 100, "lr": 1e-2,
                                                 "features": DEFAULT_FEATURES}),
         "prism-fashion-20x100-cond": cfg(rounds=20, conditional=True, dataset="fashion-mnist",
                                          client={"local_steps": 100,
@@ -257,6 +259,21 @@ SCREEN = {
                                         "steps": 3200},
     "rff-cond": {"classes": 10},
     "rff+pool2+pool4-cond-ngf128": {"features": "rff+pool2+pool4", "classes": 10, "ngf": 128},
+    # the dense baseline's learning rate for the conditional model (Adam on fp32 weights)
+    "dense-cond": {"dense": True, "lr": 1e-3, "features": "rff+pool2+pool4", "classes": 10},
+    "dense-cond-lr3e-4": {"dense": True, "lr": 3e-4, "features": "rff+pool2+pool4",
+                          "classes": 10},
+    "dense-cond-lr3e-3": {"dense": True, "lr": 3e-3, "features": "rff+pool2+pool4",
+                          "classes": 10},
+    "dense-cond-lr1e-2": {"dense": True, "lr": 1e-2, "features": "rff+pool2+pool4",
+                          "classes": 10},
+    "dense-cond-lr3e-2": {"dense": True, "lr": 3e-2, "features": "rff+pool2+pool4",
+                          "classes": 10},
+    # the mask's own learning rate and estimator for the conditional model
+    "rff+pool2+pool4-cond-lr0.3": {"features": "rff+pool2+pool4", "classes": 10, "lr": 0.3},
+    "rff+pool2+pool4-cond-lr0.03": {"features": "rff+pool2+pool4", "classes": 10, "lr": 0.03},
+    "rff+pool2+pool4-cond-paper-estimator": {"features": "rff+pool2+pool4", "classes": 10,
+                                             "estimator": "paper"},
 }
 
 

@@ -18,11 +18,12 @@ from . import report
 
 PROBE = """
 import json, sys, time
+from prism_edge.memory import lean_malloc, peak_rss_mb
+if sys.argv[6] == "lean":
+    lean_malloc()  # as a device client does, before torch allocates anything
 import torch
-from prism_edge.memory import peak_rss_mb
 arch, threads, steps, features = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 bf16 = sys.argv[5] == "bf16"  # as local_train does for --precision bf16
-recompute = sys.argv[6] == "recompute"  # as local_train does for --recompute
 torch.set_num_threads(threads)
 from prism_edge.architectures import build_generator
 from prism_edge.features import make_feature_map
@@ -34,7 +35,6 @@ d = fm(torch.zeros(1, *gen.out_shape)).shape[1]  # 8,190 for three parts of 2,73
 stats = DataStats(torch.zeros(10, d), 1, class_probs=torch.full((10,), 0.1))
 labels = stats.batch_labels(64)
 set_mode(gen, "sample", "ste")
-gen.recompute = recompute
 from prism_edge.adam import Adam
 from prism_edge.memory import release_free_memory
 opt = Adam([m.scores for m in masked_layers(gen)], 0.1, (0.5, 0.999))
@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> list[list]:
     steps = 5 if args.quick else 20
     rows = []
     for arch, precision in (("mnist-small", "fp32"), ("paper-resnet", "fp32"),
-                            ("paper-resnet", "fp32+recompute"), ("paper-resnet", "bf16"),
-                            ("paper-resnet", "bf16+recompute")):
-        if args.quick and "recompute" in precision:
+                            ("paper-resnet", "fp32+lean"), ("paper-resnet", "bf16"),
+                            ("paper-resnet", "bf16+lean")):
+        if args.quick and "lean" in precision:
             continue
         # --quick (3-minute budget) times paper-resnet with 2 threads only
         for threads in (2,) if args.quick and arch == "paper-resnet" else (1, 2):
@@ -130,17 +130,20 @@ def main(argv: list[str] | None = None) -> list[list]:
                  "optimiser, features and loss stay fp32; its effect on quality is in "
                  f"quality_screen.md): {bf16_note()}; "
                  "the RFF matrix is stored in float16 (100 -> "
-                 "50 MB for 32x32x3 images); ReLUs rectify in place (one activation less each); "
-                 "`--recompute` (+recompute rows) keeps only each residual block's input for "
-                 "backward and recomputes the rest (activation checkpointing; the recomputation "
-                 "redraws the same mask sample, results unchanged): less memory for one more "
-                 "forward pass of time, which the backward column then includes. "
+                 "50 MB for 32x32x3 images); ReLUs rectify in place (one activation less each). "
+                 "+lean rows: glibc told to hand freed memory back (prism_edge.memory.lean_malloc, "
+                 "what a device client does); with its defaults the heap keeps the forward's "
+                 "transient tensors, so peak RSS sits well above live memory. Tried and dropped: "
+                 "activation checkpointing of the residual blocks (peak 746 vs 702 MB with "
+                 "glibc's defaults, 569 vs 559 MB lean, 1.62 vs 1.21 s at 2 threads): the peak "
+                 "is in the backward of the last 32x32 stage, which recomputation does not "
+                 "shrink. "
                  f"{goal_note(rows)} Earlier session on an AMD EPYC with native bf16 (avx512_bf16): "
                  "paper-resnet 2 threads fp32 0.73 s / 734 MB, bf16 0.44 s / 578 MB. "
                  "Earlier: the 28x28 generator's final 3x3 conv at 64 "
                  "channels became a transposed conv straight to the image (step 107 -> 50 ms). "
-                 "Peak RSS is with glibc's default malloc (a simulation's setting; a device client "
-                 "trades speed for memory, see device.md). This machine is noisy: repeated runs of "
+                 "Peak RSS without +lean is with glibc's default malloc (a simulation's "
+                 "setting). This machine is noisy: repeated runs of "
                  "one row differ by up to ~20% in time and ~20 MB in peak.")
     return [["profile_step", f"{r[0]} {r[1]} s/step, {r[2]} thread(s) (peak RSS)",
              f"{r[3]} s ({r[10]} MB)", "<= 0.5 s, <= 600 MB" if r[0] == "paper-resnet" else "-",

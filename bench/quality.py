@@ -78,6 +78,10 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "dense-fedavg-20x100-cond": cfg(rounds=20, conditional=True, mode="dense",
                                         client={"local_steps": 100, "lr": 1e-2,
                                                 "features": DEFAULT_FEATURES}),
+        # twice the width, half the local steps: about the same minutes as the 20 x 100 rows
+        "prism-mada-20x50-cond-wide": cfg(rounds=20, conditional=True, arch="mnist-wide",
+                                          client={"local_steps": 50,
+                                                  "features": DEFAULT_FEATURES}),
         "prism-fashion-20x100-cond": cfg(rounds=20, conditional=True, dataset="fashion-mnist",
                                          client={"local_steps": 100,
                                                  "features": DEFAULT_FEATURES}),
@@ -90,7 +94,8 @@ def cli_of(cfg: RunConfig, out: str) -> str:
              f"--rounds {cfg.rounds} --local-steps {c.local_steps} --features {c.features}",
              f"--lr {c.lr}", "--no-mada" if not s.mada else "",
              "--mode dense" if cfg.mode == "dense" else "",
-             "" if cfg.conditional else "--unconditional", f"-o {out}"]
+             "" if cfg.conditional else "--unconditional",
+             "" if cfg.arch == "mnist-small" else f"--arch {cfg.arch}", f"-o {out}"]
     return " ".join(p for p in parts if p)
 
 

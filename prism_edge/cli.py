@@ -156,11 +156,6 @@ def inspect_cmd(file: str, as_json: bool) -> None:
                    "bfloat16: less activation memory, and faster only on CPUs with native bf16 "
                    "(avx512_bf16/AMX; elsewhere emulated and slower). Scores, optimiser and loss "
                    "stay fp32.")
-@click.option("--recompute", is_flag=True,
-              help="Activation checkpointing in local training: the generator keeps only each "
-                   "stage's input for backward and recomputes the rest; less memory (most for "
-                   "large generators such as paper-resnet) for about one more forward pass of "
-                   "time per step. Results are unchanged.")
 @click.option("--no-mada", is_flag=True, help="Plain averaging instead of MADA smoothing.")
 @click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0,
               show_default=True, help="Share of clients sampled each round.")
@@ -213,8 +208,7 @@ def train_cmd(**o) -> None:
         dp_delta=o["dp_delta"], dp_clip=o["dp_clip"],
         client=ClientConfig(local_steps=o["local_steps"], batch=o["batch"], lr=o["lr"],
                             estimator=o["estimator"], mmd=o["mmd"], features=o["features"],
-                            n_features=o["n_features"], precision=o["precision"],
-                            recompute=o["recompute"]),
+                            n_features=o["n_features"], precision=o["precision"]),
         server=ServerConfig(mada=not o["no_mada"], fraction=o["fraction"],
                             min_clients=o["min_clients"], downlink=o["downlink"],
                             uplink=o["uplink"], score_init=o["score_init"]))

@@ -77,7 +77,6 @@ def local_train(gen: Generator, fm: FeatureMap, stats: DataStats, cfg: ClientCon
     # bf16: the generator's convolutions and matmuls run in bfloat16 (scores, optimiser, feature
     # map and loss stay float32); about 1.6x faster on CPUs with bf16 units, half the activations
     bf16 = cfg.precision == "bf16"
-    gen.recompute = cfg.recompute
     if gen.config.classes != (0 if stats.class_probs is None else len(stats.class_probs)):
         raise PrismError(f"the generator has {gen.config.classes} classes but the client's "
                          f"statistics {stats.mean.shape[0]}; build both from one run config")

@@ -22,9 +22,6 @@ class ClientConfig:
     n_features: int = 8192
     feature_seed: int = 0
     precision: str = "fp32"  # generator arithmetic: fp32 | bf16 (autocast; see local_train)
-    # recompute activations in backward (activation checkpointing): less memory, more time;
-    # the results are unchanged, so a run may be resumed with it switched
-    recompute: bool = False
 
 
 PRECISIONS = ("fp32", "bf16")

@@ -63,9 +63,8 @@ class RunRecorder:
             if not self.ckpt.is_file():
                 raise PrismError(f"--resume: no checkpoint in {self.out}; start without --resume")
             saved = json.loads((self.out / "config.json").read_text())
-            # more rounds may be asked for on resume, and memory traded for time; every other
-            # option must match
-            if _outcome(saved) != _outcome(as_json):
+            # more rounds may be asked for on resume; every other option must match
+            if {**saved, "rounds": 0} != {**as_json, "rounds": 0}:
                 raise PrismError(f"--resume: {self.out}/config.json differs from this run's "
                                  "options; resume with the same options or use a new output folder")
             ck = torch.load(self.ckpt, map_location="cpu", weights_only=False)
@@ -119,9 +118,3 @@ class RunRecorder:
             summary["final_ones"] = float(mask.mean())
         write_text_atomic(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
-
-
-def _outcome(cfg: dict) -> dict:
-    """The options a run's result depends on (a record without ``recompute`` predates it)."""
-    client = {k: v for k, v in cfg.get("client", {}).items() if k != "recompute"}
-    return {**cfg, "rounds": 0, "client": client}

@@ -70,8 +70,7 @@ def test_resume_after_kill_is_bit_identical(tmp_path, data_root):
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     assert not (cut / "final.bits").exists(), "the run finished before it could be killed"
-    # resumed with activation recomputation: it trades memory for time, the result is the same
-    p = cli("train", "--rounds", "4", "-o", str(cut), "--resume", "--recompute", *TINY, env=env)
+    p = cli("train", "--rounds", "4", "-o", str(cut), "--resume", *TINY, env=env)
     assert p.wait(timeout=300) == 0, p.stderr.read()
     a, b = read_bits(full / "final.bits"), read_bits(cut / "final.bits")
     assert np.array_equal(a.packed, b.packed)

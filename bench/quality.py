@@ -188,7 +188,10 @@ def write_federated_table(n: int) -> None:
                  f"bench.quality federated --variants NAME`; the 20x100 rows ran with "
                  f"`--threads 2`, except prism-no-mada-20x100-cond and "
                  f"prism-fashion-20x100-cond: `--threads 1`, the two side by side, so their "
-                 f"minutes are about twice a lone run's). Rows measured before the "
+                 f"minutes are about twice a lone run's). Dense rows: dense-fedavg (10 x 50, "
+                 f"unconditional) used Adam lr 1e-3, which understates the baseline; "
+                 f"dense-fedavg-20x100-cond uses 1e-2, the best of a sweep (3e-4 .. 3e-2, "
+                 f"quality_screen.md). Rows measured before the "
                  f"class-conditional default carry `--unconditional`:\n{cmds}")
 
 

@@ -93,15 +93,16 @@ def main(argv: list[str] | None = None) -> list[list]:
     args = ap.parse_args(argv)
     steps = 5 if args.quick else 20
     rows = []
-    for arch, precision in (("mnist-small", "fp32"), ("paper-resnet", "fp32"),
-                            ("paper-resnet", "fp32+lean"), ("paper-resnet", "bf16"),
-                            ("paper-resnet", "bf16+lean")):
-        if args.quick and "lean" in precision:
+    for arch, label in (("mnist-small", "fp32"), ("paper-resnet", "fp32"),
+                        ("paper-resnet", "fp32+lean"), ("paper-resnet", "bf16"),
+                        ("paper-resnet", "bf16+lean")):
+        precision, _, malloc = label.partition("+")  # "fp32+lean": fp32, lean malloc
+        if args.quick and malloc:
             continue
         # --quick (3-minute budget) times paper-resnet with 2 threads only
         for threads in (2,) if args.quick and arch == "paper-resnet" else (1, 2):
             out = subprocess.run([sys.executable, "-c", PROBE, arch, str(threads), str(steps),
-                                  DEFAULT_FEATURES, *(precision.split("+") + [""])[:2]],
+                                  DEFAULT_FEATURES, precision, malloc],
                                  capture_output=True, text=True, check=True).stdout
             r = json.loads(out.strip().splitlines()[-1])
             parts = r["parts"]
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> list[list]:
             goal = ""
             if arch == "paper-resnet":
                 goal = "yes" if step <= 0.5 and r["peak_mb"] <= 600 else "no"
-            rows.append([arch, precision, threads, round(step, 3)] +
+            rows.append([arch, label, threads, round(step, 3)] +
                         [f"{1000 * v:.1f} ({100 * v / step:.0f}%)" for v in parts.values()] +
                         [largest, round(r["peak_mb"]), goal])
     report.write("profile_step",

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prism_edge.architectures import build_generator
+from prism_edge.architectures import DEFAULT_ARCH, build_generator
 from prism_edge.client import local_train
 from prism_edge.config import DEFAULT_FEATURES, ClientConfig, RunConfig, ServerConfig
 from prism_edge.data import load_dataset
@@ -51,6 +51,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         base.update(kw)
         return RunConfig(**base, client=client, server=server)
 
+    wide = dict(rounds=20, conditional=True, arch="mnist-wide",
+                client={"local_steps": 50, "features": DEFAULT_FEATURES})
     return {
         "prism-mada": cfg(),
         "prism-no-mada": cfg(server={"mada": False}),
@@ -79,13 +81,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                                         client={"local_steps": 100, "lr": 1e-2,
                                                 "features": DEFAULT_FEATURES}),
         # twice the width, half the local steps: about the same minutes as the 20 x 100 rows
-        "prism-mada-20x50-cond-wide": cfg(rounds=20, conditional=True, arch="mnist-wide",
-                                          client={"local_steps": 50,
-                                                  "features": DEFAULT_FEATURES}),
-        "prism-no-mada-20x50-cond-wide": cfg(rounds=20, conditional=True, arch="mnist-wide",
-                                             server={"mada": False},
-                                             client={"local_steps": 50,
-                                                     "features": DEFAULT_FEATURES}),
+        "prism-mada-20x50-cond-wide": cfg(**wide),
+        "prism-no-mada-20x50-cond-wide": cfg(**wide, server={"mada": False}),
         "prism-fashion-20x100-cond": cfg(rounds=20, conditional=True, dataset="fashion-mnist",
                                          client={"local_steps": 100,
                                                  "features": DEFAULT_FEATURES}),
@@ -99,7 +96,7 @@ def cli_of(cfg: RunConfig, out: str) -> str:
              f"--lr {c.lr}", "--no-mada" if not s.mada else "",
              "--mode dense" if cfg.mode == "dense" else "",
              "" if cfg.conditional else "--unconditional",
-             "" if cfg.arch == "mnist-small" else f"--arch {cfg.arch}", f"-o {out}"]
+             "" if cfg.arch == DEFAULT_ARCH else f"--arch {cfg.arch}", f"-o {out}"]
     return " ".join(p for p in parts if p)
 
 
@@ -235,6 +232,7 @@ def privacy(args) -> None:
                  f"{ratio:.2f} (goal <= 1.5: {'met' if ratio <= 1.5 else 'not met'}).")
 
 
+COND = {"features": "rff+pool2+pool4", "classes": 10}  # the conditional screen rows
 SCREEN = {
     "rff-unbiased": {},
     "rff-biased-mmd": {"mmd": "biased"},
@@ -260,32 +258,23 @@ SCREEN = {
     "randconv": {"features": "randconv"},
     "dense-rff": {"dense": True, "lr": 1e-3},
     # class-conditional generator (label written into z, per-class statistics)
-    "rff+pool2+pool4-cond": {"features": "rff+pool2+pool4", "classes": 10},
-    "rff+pool2+pool4-cond-scale2": {"features": "rff+pool2+pool4", "classes": 10,
-                                    "label_scale": 2.0},
-    "rff+pool2+pool4-cond-scale4": {"features": "rff+pool2+pool4", "classes": 10,
-                                    "label_scale": 4.0},
-    "rff+pool2+pool4-cond-scale16": {"features": "rff+pool2+pool4", "classes": 10,
-                                     "label_scale": 16.0},
-    "rff+pool2+pool4-cond-3200-steps": {"features": "rff+pool2+pool4", "classes": 10,
-                                        "steps": 3200},
+    "rff+pool2+pool4-cond": COND,
+    "rff+pool2+pool4-cond-scale2": {**COND, "label_scale": 2.0},
+    "rff+pool2+pool4-cond-scale4": {**COND, "label_scale": 4.0},
+    "rff+pool2+pool4-cond-scale16": {**COND, "label_scale": 16.0},
+    "rff+pool2+pool4-cond-3200-steps": {**COND, "steps": 3200},
     "rff-cond": {"classes": 10},
-    "rff+pool2+pool4-cond-ngf128": {"features": "rff+pool2+pool4", "classes": 10, "ngf": 128},
+    "rff+pool2+pool4-cond-ngf128": {**COND, "ngf": 128},
     # the dense baseline's learning rate for the conditional model (Adam on fp32 weights)
-    "dense-cond": {"dense": True, "lr": 1e-3, "features": "rff+pool2+pool4", "classes": 10},
-    "dense-cond-lr3e-4": {"dense": True, "lr": 3e-4, "features": "rff+pool2+pool4",
-                          "classes": 10},
-    "dense-cond-lr3e-3": {"dense": True, "lr": 3e-3, "features": "rff+pool2+pool4",
-                          "classes": 10},
-    "dense-cond-lr1e-2": {"dense": True, "lr": 1e-2, "features": "rff+pool2+pool4",
-                          "classes": 10},
-    "dense-cond-lr3e-2": {"dense": True, "lr": 3e-2, "features": "rff+pool2+pool4",
-                          "classes": 10},
+    "dense-cond": {**COND, "dense": True, "lr": 1e-3},
+    "dense-cond-lr3e-4": {**COND, "dense": True, "lr": 3e-4},
+    "dense-cond-lr3e-3": {**COND, "dense": True, "lr": 3e-3},
+    "dense-cond-lr1e-2": {**COND, "dense": True, "lr": 1e-2},
+    "dense-cond-lr3e-2": {**COND, "dense": True, "lr": 3e-2},
     # the mask's own learning rate and estimator for the conditional model
-    "rff+pool2+pool4-cond-lr0.3": {"features": "rff+pool2+pool4", "classes": 10, "lr": 0.3},
-    "rff+pool2+pool4-cond-lr0.03": {"features": "rff+pool2+pool4", "classes": 10, "lr": 0.03},
-    "rff+pool2+pool4-cond-paper-estimator": {"features": "rff+pool2+pool4", "classes": 10,
-                                             "estimator": "paper"},
+    "rff+pool2+pool4-cond-lr0.3": {**COND, "lr": 0.3},
+    "rff+pool2+pool4-cond-lr0.03": {**COND, "lr": 0.03},
+    "rff+pool2+pool4-cond-paper-estimator": {**COND, "estimator": "paper"},
 }
 
 

@@ -217,6 +217,47 @@ def train_cmd(**o) -> None:
                f"({summary['privacy']})")
 
 
+@main.command("train-encoder")
+@click.option("--dataset", default="fashion-mnist", show_default=True,
+              help="A PUBLIC labelled dataset, not the clients' own (e.g. fashion-mnist for mnist "
+                   "clients): mnist, fashion-mnist or a folder of class folders.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder with the dataset files (default: $PRISM_EDGE_DATA, else download).")
+@click.option("--size", type=click.IntRange(8), default=28, show_default=True,
+              help="Image side in pixels (must match the generator's output).")
+@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True,
+              help="Image channels (1 grey, 3 RGB; must match the generator's output).")
+@click.option("--epochs", type=click.IntRange(1), default=2, show_default=True,
+              help="Passes over the dataset.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the encoder's initialisation and batch order.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="CPU threads for torch (default: all cores).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default="encoder.pt",
+              show_default=True, help="TorchScript file to write; train with --features "
+                                      "encoder:OUT.")
+def train_encoder_cmd(dataset, data_dir, size, channels, epochs, seed, threads, out) -> None:
+    """Train a feature encoder on a public dataset for the MMD loss (--features encoder:PATH)."""
+    import torch
+
+    from .data import load_dataset
+    from .encoder import accuracy, save_encoder, train_encoder
+
+    if threads:
+        torch.set_num_threads(threads)
+    shape = dict(size=size, channels=int(channels))
+    train = load_dataset(dataset, "train", data_dir, **shape)
+    if train.labels is None:
+        raise PrismError(f"{dataset} has no labels; the encoder is trained as a classifier, "
+                         "so give a dataset of class folders")
+    classes = int(torch.as_tensor(train.labels).max()) + 1
+    model = train_encoder(train.images, train.labels, classes, epochs, seed=seed)
+    test = load_dataset(dataset, "test", data_dir, **shape)
+    acc = accuracy(model, test.images, test.labels) if test.labels is not None else float("nan")
+    save_encoder(model, out)
+    click.echo(f"wrote {out}: test accuracy {acc:.1%} on {dataset}; use --features encoder:{out}")
+
+
 @main.command("evaluate")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--seed", type=int, default=None, help=SEED_HELP + " Needed for a .bits mask.")

@@ -137,6 +137,27 @@ class PatchRFF(nn.Module):
         return self.scale * pooled.flatten(1) / self.grid
 
 
+def _load_encoder(path: str, shape: tuple[int, int, int]) -> nn.Module:
+    """A TorchScript encoder that maps a (2, *shape) batch to (2, D) features, or PrismError."""
+    try:
+        enc = torch.jit.load(path, map_location="cpu").eval()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise PrismError(f"cannot load encoder {path} ({exc}); pass a TorchScript file "
+                         "(prism-edge train-encoder writes one)") from None
+    try:
+        with torch.no_grad():
+            out = enc(torch.zeros(2, *shape))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1][:200]
+        raise PrismError(f"encoder {path} does not accept {shape[0]}x{shape[1]}x{shape[2]} images "
+                         f"({first}); train one for this image size") from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 2:
+        raise PrismError(f"encoder {path} must return (batch, features) for "
+                         f"{shape[0]}x{shape[1]}x{shape[2]} images; it returned "
+                         f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}")
+    return enc
+
+
 class FeatureMap(nn.Module):
     def __init__(self, kind: str, shape: tuple[int, int, int], seed: int, n_features: int,
                  bandwidth: float = 1.0):
@@ -145,16 +166,18 @@ class FeatureMap(nn.Module):
         c, h, w = shape
         self.parts = nn.ModuleList()
         if kind.startswith("encoder:"):
-            path = kind.split(":", 1)[1]
-            try:
-                self.parts.append(torch.jit.load(path, map_location="cpu"))
-            except (OSError, RuntimeError, ValueError) as exc:
-                raise PrismError(f"cannot load encoder {path} ({exc}); pass a TorchScript file"
-                                 ) from None
-            return
-        if kind not in FEATURE_KINDS:
+            self.parts.append(_load_encoder(kind.split(":", 1)[1], shape))
+        elif kind not in FEATURE_KINDS:
             raise PrismError(f"unknown feature map {kind!r}; choose one of {FEATURE_KINDS} "
                              "or encoder:PATH")
+        else:
+            self._add_random_maps(kind, c, h, w, seed, n_features, bandwidth)
+        # frozen: no weight gradients (a loaded encoder's parameters would otherwise get them)
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def _add_random_maps(self, kind: str, c: int, h: int, w: int, seed: int, n_features: int,
+                         bandwidth: float) -> None:
         names = kind.split("+")
         per = n_features // len(names)
         bws = tuple(bandwidth * x for x in (0.5, 1.0, 2.0))  # RFF's default kernel widths, scaled
@@ -171,8 +194,6 @@ class FeatureMap(nn.Module):
                 conv = RandConv(c, seed * 7919 + 100 + j)
                 self.parts.append(nn.Sequential(conv, RFF(conv.out_dim, per, seed * 7919 + 200 + j,
                                                           bandwidths=(0.25, 0.5, 1.0))))
-        for p in self.parameters():
-            p.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = [part(x) for part in self.parts]

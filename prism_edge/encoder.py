@@ -1,0 +1,87 @@
+"""A feature encoder trained on a *public* dataset, for ``--features encoder:PATH``.
+
+The paper matches features of an ImageNet-trained VGG; nothing can be downloaded here, so this
+trains a small conv classifier on a public dataset that is not the clients' (Fashion-MNIST for
+MNIST clients, and the other way round) and saves its feature extractor as TorchScript. Client data
+never touches it, so the privacy accounting is unchanged. The features are the activations of its
+three conv stages, average-pooled to small grids: shape and stroke statistics at three scales.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .atomic import atomic_path
+
+
+class PublicEncoder(nn.Module):
+    """Three conv stages (32 / 64 / 128 channels, each halving the image) and a linear head."""
+
+    def __init__(self, channels: int = 1, size: int = 28, classes: int = 10):
+        super().__init__()
+        self.c1 = nn.Conv2d(channels, 32, 3, padding=1)
+        self.c2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.c3 = nn.Conv2d(64, 128, 3, padding=1)
+        self.last = max(1, size // 8)
+        self.head = nn.Linear(128 * self.last * self.last, classes)
+
+    def stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        a1 = F.max_pool2d(F.relu(self.c1(x)), 2)
+        a2 = F.max_pool2d(F.relu(self.c2(a1)), 2)
+        a3 = F.max_pool2d(F.relu(self.c3(a2)), 2)
+        return a1, a2, a3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) in [-1, 1] -> features (B, 32*16 + 64*9 + 128*last^2)."""
+        a1, a2, a3 = self.stages(x)
+        return torch.cat([F.adaptive_avg_pool2d(a1, 4).flatten(1),
+                          F.adaptive_avg_pool2d(a2, 3).flatten(1),
+                          F.adaptive_avg_pool2d(a3, self.last).flatten(1)], 1)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.adaptive_avg_pool2d(self.stages(x)[2], self.last).flatten(1))
+
+
+def train_encoder(images: torch.Tensor, labels: torch.Tensor, classes: int, epochs: int = 2,
+                  batch: int = 128, lr: float = 1e-3, seed: int = 0, progress: bool = True
+                  ) -> PublicEncoder:
+    """Cross-entropy training of a PublicEncoder on (images in [-1, 1], integer labels)."""
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    _, c, h, _ = images.shape
+    model = PublicEncoder(c, h, classes)
+    opt = torch.optim.Adam(model.parameters(), lr)
+    labels = torch.as_tensor(labels).long()
+    gen = torch.Generator().manual_seed(seed)
+    steps = epochs * math.ceil(len(images) / batch)
+    with tqdm(total=steps, desc="encoder", unit="step", disable=not progress) as bar:
+        for epoch in range(epochs):
+            perm = torch.randperm(len(images), generator=gen)
+            for i in range(0, len(images), batch):
+                idx = perm[i:i + batch]
+                loss = F.cross_entropy(model.logits(images[idx]), labels[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+    return model.eval()
+
+
+@torch.no_grad()
+def accuracy(model: PublicEncoder, images: torch.Tensor, labels: torch.Tensor) -> float:
+    pred = torch.cat([model.logits(images[i:i + 1000]).argmax(1) for i in range(0, len(images), 1000)])
+    return float((pred == torch.as_tensor(labels).long()).float().mean())
+
+
+def save_encoder(model: PublicEncoder, path: str | Path) -> None:
+    """TorchScript of the feature extractor (forward only), written atomically."""
+    scripted = torch.jit.script(model.eval())
+    with atomic_path(path) as tmp:
+        scripted.save(str(tmp))

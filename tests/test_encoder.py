@@ -1,0 +1,75 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from prism_edge.data import load_dataset
+from prism_edge.encoder import accuracy, save_encoder, train_encoder
+from prism_edge.errors import PrismError
+from prism_edge.features import make_feature_map
+
+
+def test_public_encoder_learns_and_becomes_a_frozen_feature_map(data_root, tmp_path):
+    train = load_dataset("fashion-mnist", "train", data_root)
+    test = load_dataset("fashion-mnist", "test", data_root)
+    x, y = train.images[:3000], train.labels[:3000]
+    model = train_encoder(x, y, 10, epochs=1, progress=False)
+    # 24 steps on 3,000 images: far above chance (10%) if the classifier learns at all
+    assert accuracy(model, test.images[:1000], test.labels[:1000]) > 0.5
+    path = tmp_path / "enc.pt"
+    save_encoder(model, path)
+    fm = make_feature_map(f"encoder:{path}", (1, 28, 28))
+    imgs = test.images[:8].clone().requires_grad_()
+    feats = fm(imgs)
+    with torch.no_grad():
+        assert torch.allclose(feats, model(test.images[:8]), atol=1e-6)
+    assert feats.shape == (8, 32 * 16 + 64 * 9 + 128 * 9)
+    feats.sum().backward()
+    assert imgs.grad.abs().sum() > 0  # the generator is trained through it
+    assert not any(p.requires_grad for p in fm.parameters())  # the encoder itself stays fixed
+    with pytest.raises(PrismError, match="does not accept 3x28x28"):
+        make_feature_map(f"encoder:{path}", (3, 28, 28))
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "prism_edge.cli", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def _folder(root, classes):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(12):
+            # class a: bright left half, class b: bright right half
+            a = rng.integers(0, 60, (16, 16), dtype=np.uint8)
+            a[:, :8] += 180 if c == "a" else 0
+            a[:, 8:] += 180 if c != "a" else 0
+            Image.fromarray(a).save(root / c / f"{i}.png")
+
+
+def test_train_encoder_cli(tmp_path):
+    _folder(tmp_path / "data", ["a", "b"])
+    out = tmp_path / "enc.pt"
+    r = _cli("train-encoder", "--dataset", str(tmp_path / "data"), "--size", "16", "--epochs",
+             "3", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "test accuracy" in r.stdout and out.is_file()
+    assert make_feature_map(f"encoder:{out}", (1, 16, 16))(torch.zeros(2, 1, 16, 16)).shape[0] == 2
+
+
+def test_train_encoder_cli_refuses_unlabelled_data(tmp_path):
+    _folder(tmp_path / "data", ["a"])
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for f in (tmp_path / "data" / "a").iterdir():
+        f.rename(flat / f.name)
+    out = tmp_path / "enc.pt"
+    r = _cli("train-encoder", "--dataset", str(flat), "--size", "16", "-o", str(out))
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "no labels" in r.stderr
+    assert not out.exists() and list(tmp_path.glob(".enc.pt*")) == []

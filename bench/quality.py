@@ -38,6 +38,27 @@ from . import report
 
 OUT = report.RESULTS / "quality"
 RUNS = Path("runs/bench-quality")
+# feature map placeholder: an encoder trained on the *other* public dataset (resolved at run time)
+PUBLIC = "public-encoder"
+OTHER = {"mnist": "fashion-mnist", "fashion-mnist": "mnist"}
+
+
+def encoder_cmd(dataset: str) -> str:
+    return (f"prism-edge train-encoder --dataset {OTHER[dataset]} --epochs 2 --seed 0 "
+            f"-o {RUNS.parent / 'encoders' / OTHER[dataset]}.pt")
+
+
+def public_encoder(dataset: str, data_dir: str | None) -> str:
+    """``encoder:PATH`` of an encoder trained on the public dataset that is not ``dataset``
+    (what `encoder_cmd` writes), trained first if it is not there."""
+    from prism_edge.encoder import save_encoder, train_encoder
+
+    path = RUNS.parent / "encoders" / f"{OTHER[dataset]}.pt"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tr = load_dataset(OTHER[dataset], "train", data_dir)
+        save_encoder(train_encoder(tr.images, tr.labels, 10, epochs=2, seed=0), path)
+    return f"encoder:{path}"
 
 
 def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[str, RunConfig]:
@@ -51,6 +72,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         base.update(kw)
         return RunConfig(**base, client=client, server=server)
 
+    enc = dict(rounds=20, conditional=True, client={"local_steps": 50, "features": PUBLIC})
     wide = dict(rounds=20, conditional=True, arch="mnist-wide",
                 client={"local_steps": 50, "features": DEFAULT_FEATURES})
     return {
@@ -80,6 +102,15 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "dense-fedavg-20x100-cond": cfg(rounds=20, conditional=True, mode="dense",
                                         client={"local_steps": 100, "lr": 1e-2,
                                                 "features": DEFAULT_FEATURES}),
+        # the MMD on features of an encoder trained on Fashion-MNIST (public, not the clients')
+        "prism-mada-20x50-cond": cfg(rounds=20, conditional=True,
+                                     client={"local_steps": 50, "features": DEFAULT_FEATURES}),
+        "prism-mada-20x50-cond-enc": cfg(**enc),
+        "prism-no-mada-20x50-cond-enc": cfg(**enc, server={"mada": False}),
+        "prism-fashion-20x50-cond-enc": cfg(**enc, dataset="fashion-mnist"),
+        "dense-fedavg-20x50-cond-enc": cfg(rounds=20, conditional=True, mode="dense",
+                                           client={"local_steps": 50, "lr": 1e-2,
+                                                   "features": PUBLIC}),
         # twice the width, half the local steps: about the same minutes as the 20 x 100 rows
         "prism-mada-20x50-cond-wide": cfg(**wide),
         "prism-no-mada-20x50-cond-wide": cfg(**wide, server={"mada": False}),
@@ -97,7 +128,10 @@ def cli_of(cfg: RunConfig, out: str) -> str:
              "--mode dense" if cfg.mode == "dense" else "",
              "" if cfg.conditional else "--unconditional",
              "" if cfg.arch == DEFAULT_ARCH else f"--arch {cfg.arch}", f"-o {out}"]
-    return " ".join(p for p in parts if p)
+    cmd = " ".join(p for p in parts if p)
+    if c.features.startswith("encoder:"):
+        cmd = f"{encoder_cmd(cfg.dataset)} && {cmd}"
+    return cmd
 
 
 def model_sampler(out: Path, cfg: RunConfig):
@@ -131,6 +165,8 @@ def federated(args) -> None:
     refs: dict[str, Reference] = {}
     for name in chosen:
         cfg = variants[name]
+        if cfg.client.features == PUBLIC:
+            cfg.client.features = public_encoder(cfg.dataset, data_dir)
         out = RUNS / name
         if args.score_only and (out / "summary.json").is_file():
             minutes = json.loads((out / "summary.json").read_text())["minutes"]
@@ -275,6 +311,9 @@ SCREEN = {
     "rff+pool2+pool4-cond-lr0.3": {**COND, "lr": 0.3},
     "rff+pool2+pool4-cond-lr0.03": {**COND, "lr": 0.03},
     "rff+pool2+pool4-cond-paper-estimator": {**COND, "estimator": "paper"},
+    # features of an encoder trained on Fashion-MNIST (public data, not the clients')
+    "encoder-cond": {**COND, "features": PUBLIC},
+    "dense-encoder-cond": {**COND, "features": PUBLIC, "dense": True, "lr": 1e-2},
 }
 
 
@@ -293,6 +332,8 @@ def screen(args) -> None:
         bandwidth = kw.pop("bandwidth", 1.0)
         steps = kw.pop("steps", args.steps)
         steps = steps // 4 if kw.get("batch") == 256 else steps
+        if kw.get("features") == PUBLIC:
+            kw["features"] = public_encoder("mnist", args.data_dir)
         cfg = ClientConfig(local_steps=steps, **{"features": "rff", **kw})
         from prism_edge.features import make_feature_map
         from prism_edge.stats import compute_stats
@@ -346,7 +387,9 @@ def screen(args) -> None:
                  f"z with scale 8 unless named, per-class statistics, samples of uniform labels); "
                  f"2,000 samples (floor {ref.floor:.1f} at this size). Variants: "
                  + "; ".join(f"{k}: {v or 'the defaults'}" for k, v in SCREEN.items())
-                 + ". Reproduce: `python -m bench.quality screen --steps 800 --variants NAME`.")
+                 + f". {PUBLIC}: `{encoder_cmd('mnist')}` (trained on Fashion-MNIST, never on "
+                 f"MNIST), then `--features encoder:PATH`. Reproduce: `python -m bench.quality "
+                 f"screen --steps 800 --variants NAME`.")
 
 
 def main() -> None:

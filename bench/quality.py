@@ -269,6 +269,7 @@ def privacy(args) -> None:
 
 
 COND = {"features": "rff+pool2+pool4", "classes": 10}  # the conditional screen rows
+ENC = {**COND, "features": PUBLIC}
 SCREEN = {
     "rff-unbiased": {},
     "rff-biased-mmd": {"mmd": "biased"},
@@ -312,8 +313,12 @@ SCREEN = {
     "rff+pool2+pool4-cond-lr0.03": {**COND, "lr": 0.03},
     "rff+pool2+pool4-cond-paper-estimator": {**COND, "estimator": "paper"},
     # features of an encoder trained on Fashion-MNIST (public data, not the clients')
-    "encoder-cond": {**COND, "features": PUBLIC},
-    "dense-encoder-cond": {**COND, "features": PUBLIC, "dense": True, "lr": 1e-2},
+    "encoder-cond": ENC,
+    "encoder-cond-lr0.3": {**ENC, "lr": 0.3},
+    "encoder-cond-lr0.03": {**ENC, "lr": 0.03},
+    "encoder-cond-ngf128": {**ENC, "ngf": 128},
+    "encoder-cond-3200-steps": {**ENC, "steps": 3200},
+    "dense-encoder-cond": {**ENC, "dense": True, "lr": 1e-2},
 }
 
 

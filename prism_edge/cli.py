@@ -143,7 +143,8 @@ def inspect_cmd(file: str, as_json: bool) -> None:
 @click.option("--features", default=DEFAULT_FEATURES, show_default=True,
               help="Feature map of the MMD loss: rff | patch | randconv | rff+patch | rff+randconv "
                    "| rff+pool2+pool4 (adds RFF of 2x and 4x pooled images) "
-                   "| encoder:PATH (TorchScript).")
+                   "| encoder:PATH (TorchScript, e.g. from `prism-edge train-encoder`; on Flower "
+                   "the file must exist at PATH on every node).")
 @click.option("--n-features", type=click.IntRange(16), default=8192, show_default=True,
               help="Feature dimension D of the loss.")
 @click.option("--estimator", type=click.Choice(["ste", "paper"]), default="ste",

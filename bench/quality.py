@@ -129,7 +129,7 @@ def cli_of(cfg: RunConfig, out: str) -> str:
              "" if cfg.conditional else "--unconditional",
              "" if cfg.arch == DEFAULT_ARCH else f"--arch {cfg.arch}", f"-o {out}"]
     cmd = " ".join(p for p in parts if p)
-    if c.features.startswith("encoder:"):
+    if "encoder:" in c.features:
         cmd = f"{encoder_cmd(cfg.dataset)} && {cmd}"
     return cmd
 
@@ -165,8 +165,9 @@ def federated(args) -> None:
     refs: dict[str, Reference] = {}
     for name in chosen:
         cfg = variants[name]
-        if cfg.client.features == PUBLIC:
-            cfg.client.features = public_encoder(cfg.dataset, data_dir)
+        if PUBLIC in cfg.client.features:
+            cfg.client.features = cfg.client.features.replace(
+                PUBLIC, public_encoder(cfg.dataset, data_dir))
         out = RUNS / name
         if args.score_only and (out / "summary.json").is_file():
             minutes = json.loads((out / "summary.json").read_text())["minutes"]
@@ -318,6 +319,10 @@ SCREEN = {
     "encoder-cond-lr0.03": {**ENC, "lr": 0.03},
     "encoder-cond-ngf128": {**ENC, "ngf": 128},
     "encoder-cond-3200-steps": {**ENC, "steps": 3200},
+    # beside the pixel maps: rff+pool2+pool4 + the encoder's unit-normalised features
+    "pool+encoder-cond": {**COND, "features": f"{DEFAULT_FEATURES}+{PUBLIC}"},
+    "encoder-cond-score-init1": {**ENC, "score_init": 1.0},
+    "encoder-cond-score-init-1": {**ENC, "score_init": -1.0},
     "dense-encoder-cond": {**ENC, "dense": True, "lr": 1e-2},
 }
 
@@ -335,10 +340,11 @@ def screen(args) -> None:
         arch_over = {k: kw.pop(k) for k in ("ngf", "classes", "label_scale") if k in kw} or None
         classes = (arch_over or {}).get("classes", 0)
         bandwidth = kw.pop("bandwidth", 1.0)
+        score_init = kw.pop("score_init", 0.0)  # the server's --score-init: p0 = sigmoid(it)
         steps = kw.pop("steps", args.steps)
         steps = steps // 4 if kw.get("batch") == 256 else steps
-        if kw.get("features") == PUBLIC:
-            kw["features"] = public_encoder("mnist", args.data_dir)
+        if PUBLIC in kw.get("features", ""):
+            kw["features"] = kw["features"].replace(PUBLIC, public_encoder("mnist", args.data_dir))
         cfg = ClientConfig(local_steps=steps, **{"features": "rff", **kw})
         from prism_edge.features import make_feature_map
         from prism_edge.stats import compute_stats
@@ -350,6 +356,7 @@ def screen(args) -> None:
             set_flat_scores(gen, torch.cat([m.frozen.reshape(-1) for m in masked_layers(gen)]))
             set_mode(gen, "dense")
         else:
+            set_flat_scores(gen, torch.full((gen.num_masked,), float(score_init)))
             set_mode(gen, "sample", cfg.estimator)
         torch.manual_seed(0)
         t = time.time()

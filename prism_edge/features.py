@@ -9,7 +9,9 @@ downloaded. Each maps images (B, C, H, W) in [-1, 1] to features (B, D).
 * ``pool2``, ``pool4``: random Fourier features of the image average-pooled 2x / 4x (a Gaussian
   kernel on coarse shape, blind to stroke detail).
 * ``rff+randconv``, ``rff+patch``, ``rff+pool2+pool4``: maps concatenated (features split evenly).
-* ``encoder:PATH``: a user-supplied TorchScript encoder (its output is the feature vector).
+* ``encoder:PATH``: a user-supplied TorchScript encoder (its output is the feature vector), e.g.
+  from ``prism-edge train-encoder``; ``KIND+encoder:PATH`` adds it, unit-normalised per image, to
+  a built-in map (e.g. ``rff+pool2+pool4+encoder:enc.pt``).
 """
 
 from __future__ import annotations
@@ -137,6 +139,15 @@ class PatchRFF(nn.Module):
         return self.scale * pooled.flatten(1) / self.grid
 
 
+class _UnitNorm(nn.Module):
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.inner(x), dim=1)
+
+
 def _load_encoder(path: str, shape: tuple[int, int, int]) -> nn.Module:
     """A TorchScript encoder that maps a (2, *shape) batch to (2, D) features, or PrismError."""
     try:
@@ -165,13 +176,19 @@ class FeatureMap(nn.Module):
         self.kind = kind
         c, h, w = shape
         self.parts = nn.ModuleList()
-        if kind.startswith("encoder:"):
-            self.parts.append(_load_encoder(kind.split(":", 1)[1], shape))
-        elif kind not in FEATURE_KINDS:
-            raise PrismError(f"unknown feature map {kind!r}; choose one of {FEATURE_KINDS} "
-                             "or encoder:PATH")
-        else:
-            self._add_random_maps(kind, c, h, w, seed, n_features, bandwidth)
+        random_kind, _, path = kind.partition("encoder:")
+        random_kind = random_kind.rstrip("+")
+        if random_kind not in FEATURE_KINDS and not (random_kind == "" and "encoder:" in kind):
+            raise PrismError(f"unknown feature map {kind!r}; choose one of {FEATURE_KINDS}, "
+                             "encoder:PATH, or one of them + encoder:PATH")
+        if random_kind:
+            self._add_random_maps(random_kind, c, h, w, seed, n_features, bandwidth)
+        if path:
+            enc = _load_encoder(path, shape)
+            # beside RFF parts (each of norm about 1) an encoder's raw scale would drown them
+            self.parts.append(_UnitNorm(enc) if random_kind else enc)
+        elif "encoder:" in kind:
+            raise PrismError(f"feature map {kind!r} names no encoder file; write encoder:PATH")
         # frozen: no weight gradients (a loaded encoder's parameters would otherwise get them)
         for p in self.parameters():
             p.requires_grad_(False)

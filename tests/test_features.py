@@ -29,6 +29,26 @@ def test_user_encoder_file(tmp_path):
         make_feature_map("vgg", (1, 28, 28))
 
 
+def test_builtin_map_plus_encoder(tmp_path):
+    enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 16))
+    path = tmp_path / "enc.pt"
+    torch.jit.script(enc).save(str(path))
+    fm = make_feature_map(f"rff+encoder:{path}", (1, 28, 28), n_features=256)
+    x = (torch.rand(3, 1, 28, 28) * 2 - 1).requires_grad_()
+    f = fm(x)
+    assert f.shape == (3, 256 + 16)
+    # the encoder part is unit-normalised per image, then scaled like every part by 1/sqrt(2)
+    assert torch.allclose(f[:, 256:].norm(dim=1), torch.full((3,), 2 ** -0.5), atol=1e-5)
+    rff_alone = make_feature_map("rff", (1, 28, 28), n_features=256)(x)
+    assert torch.allclose(f[:, :256], rff_alone / 2 ** 0.5, atol=1e-6)
+    f.sum().backward()
+    assert x.grad.abs().sum() > 0
+    for bad, msg in [("rff+encoder:", "names no encoder file"), ("vgg+encoder:x.pt", "unknown"),
+                     ("", "unknown")]:
+        with pytest.raises(PrismError, match=msg):
+            make_feature_map(bad, (1, 28, 28))
+
+
 def test_unbiased_mmd_is_near_zero_for_data_and_larger_for_noise():
     fm = make_feature_map("rff", (1, 28, 28), 0, 2048)
     g = torch.Generator().manual_seed(0)

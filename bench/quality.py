@@ -108,6 +108,11 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "prism-mada-20x50-cond-enc": cfg(**enc),
         "prism-no-mada-20x50-cond-enc": cfg(**enc, server={"mada": False}),
         "prism-fashion-20x50-cond-enc": cfg(**enc, dataset="fashion-mnist"),
+        # the screen's two gains with encoder features: lr 0.3 and ngf 128
+        "prism-mada-20x50-cond-enc-wide-lr0.3": cfg(rounds=20, conditional=True,
+                                                    arch="mnist-wide",
+                                                    client={"local_steps": 50, "lr": 0.3,
+                                                            "features": PUBLIC}),
         "dense-fedavg-20x50-cond-enc": cfg(rounds=20, conditional=True, mode="dense",
                                            client={"local_steps": 50, "lr": 1e-2,
                                                    "features": PUBLIC}),

@@ -3,8 +3,9 @@
 The paper matches features of an ImageNet-trained VGG; nothing can be downloaded here, so this
 trains a small conv classifier on a public dataset that is not the clients' (Fashion-MNIST for
 MNIST clients, and the other way round) and saves its feature extractor as TorchScript. Client data
-never touches it, so the privacy accounting is unchanged. The features are the activations of its
-three conv stages, average-pooled to small grids: shape and stroke statistics at three scales.
+never touches it; but a run cannot check what data an encoder file saw, so ``--dp-epsilon`` refuses
+encoder features (privacy.check_dp_options). The features are the activations of its three conv
+stages, average-pooled to small grids: shape and stroke statistics at three scales.
 """
 
 from __future__ import annotations

@@ -102,9 +102,10 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "dense-fedavg-20x100-cond": cfg(rounds=20, conditional=True, mode="dense",
                                         client={"local_steps": 100, "lr": 1e-2,
                                                 "features": DEFAULT_FEATURES}),
-        # the MMD on features of an encoder trained on Fashion-MNIST (public, not the clients')
+        # the defaults at 20 x 50, the -enc rows' baseline (defined, not measured yet)
         "prism-mada-20x50-cond": cfg(rounds=20, conditional=True,
                                      client={"local_steps": 50, "features": DEFAULT_FEATURES}),
+        # the MMD on features of an encoder trained on the other public dataset (PUBLIC)
         "prism-mada-20x50-cond-enc": cfg(**enc),
         "prism-no-mada-20x50-cond-enc": cfg(**enc, server={"mada": False}),
         "prism-fashion-20x50-cond-enc": cfg(**enc, dataset="fashion-mnist"),

@@ -51,13 +51,12 @@ def encoder_cmd(dataset: str) -> str:
 def public_encoder(dataset: str, data_dir: str | None) -> str:
     """``encoder:PATH`` of an encoder trained on the public dataset that is not ``dataset``
     (what `encoder_cmd` writes), trained first if it is not there."""
-    from prism_edge.encoder import save_encoder, train_encoder
+    from prism_edge.encoder import train_public_encoder
 
     path = RUNS.parent / "encoders" / f"{OTHER[dataset]}.pt"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tr = load_dataset(OTHER[dataset], "train", data_dir)
-        save_encoder(train_encoder(tr.images, tr.labels, 10, epochs=2, seed=0), path)
+        train_public_encoder(OTHER[dataset], path, data_dir, epochs=2, seed=0)
     return f"encoder:{path}"
 
 

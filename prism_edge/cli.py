@@ -241,21 +241,11 @@ def train_encoder_cmd(dataset, data_dir, size, channels, epochs, seed, threads, 
     """Train a feature encoder on a public dataset for the MMD loss (--features encoder:PATH)."""
     import torch
 
-    from .data import load_dataset
-    from .encoder import accuracy, save_encoder, train_encoder
+    from .encoder import train_public_encoder
 
     if threads:
         torch.set_num_threads(threads)
-    shape = dict(size=size, channels=int(channels))
-    train = load_dataset(dataset, "train", data_dir, **shape)
-    if train.labels is None:
-        raise PrismError(f"{dataset} has no labels; the encoder is trained as a classifier, "
-                         "so give a dataset of class folders")
-    classes = int(torch.as_tensor(train.labels).max()) + 1
-    model = train_encoder(train.images, train.labels, classes, epochs, seed=seed)
-    test = load_dataset(dataset, "test", data_dir, **shape)
-    acc = accuracy(model, test.images, test.labels) if test.labels is not None else float("nan")
-    save_encoder(model, out)
+    acc = train_public_encoder(dataset, out, data_dir, size, int(channels), epochs, seed)
     click.echo(f"wrote {out}: test accuracy {acc:.1%} on {dataset}; use --features encoder:{out}")
 
 

@@ -86,3 +86,23 @@ def save_encoder(model: PublicEncoder, path: str | Path) -> None:
     scripted = torch.jit.script(model.eval())
     with atomic_path(path) as tmp:
         scripted.save(str(tmp))
+
+
+def train_public_encoder(dataset: str, out: str | Path, data_dir: str | Path | None = None,
+                         size: int = 28, channels: int = 1, epochs: int = 2, seed: int = 0,
+                         progress: bool = True) -> float:
+    """Train on ``dataset``'s train split, write ``out``; returns the test-split accuracy."""
+    from .data import dataset_classes, load_dataset
+    from .errors import PrismError
+
+    shape = dict(size=size, channels=channels)
+    train = load_dataset(dataset, "train", data_dir, **shape)
+    if train.labels is None:
+        raise PrismError(f"{dataset} has no labels; the encoder is trained as a classifier, "
+                         "so give a dataset of class folders")
+    model = train_encoder(train.images, train.labels, dataset_classes(dataset), epochs, seed=seed,
+                          progress=progress)
+    test = load_dataset(dataset, "test", data_dir, **shape)
+    acc = accuracy(model, test.images, test.labels) if test.labels is not None else float("nan")
+    save_encoder(model, out)
+    return acc

@@ -28,7 +28,7 @@ from prism_edge.masked import (
     MaskedLinear,
 )
 from prism_edge.seeded import INDEX_MUL, MIX_MUL1, MIX_MUL2, layer_key
-from prism_edge.upsample_conv import tap_matrix
+from prism_edge.upsample_conv import DECONV_TAPS
 
 OPSET = 18
 META_PREFIX = "prism_edge."
@@ -138,7 +138,8 @@ class _Builder:
 
     def up2_conv(self, m: MaskedConv2d, x: str) -> str:
         """Nearest 2x upsampling then a stride-1 conv, computed without the upsampled tensor, as
-        in training (prism_edge/upsample_conv.py); DepthToSpace interleaves the four phases."""
+        in training (prism_edge/upsample_conv.py): a stride-2 ConvTranspose with a 4x4 kernel
+        made from the 3x3 one by the same tap matrix."""
         k = m.shape[-1]
         if k == 1 and m.padding == 0:
             return self.module(Up2(), self.module(m, x))
@@ -146,17 +147,10 @@ class _Builder:
             return self.module(m, self.module(Up2(), x))
         cout, cin = m.shape[0], m.shape[1]
         w9 = self.op("Reshape", [self.weight(m), self.const(np.array([cout, cin, 9], np.int64))])
-        phases = []
-        for a in (0, 1):
-            for b in (0, 1):
-                comb = tap_matrix(a, b)
-                kab = self.op("Reshape", [self.op("MatMul", [w9, self.const(comb)]),
-                                          self.const(np.array([cout, cin, 2, 2], np.int64))])
-                phases.append(self.op("Conv", [x, kab], kernel_shape=[2, 2],
-                                      pads=[1 - a, 1 - b, a, b]))
-        # DCR order: channel (a * 2 + b) * cout + c goes to pixel (2i + a, 2j + b)
-        return self.op("DepthToSpace", [self.op("Concat", phases, axis=1)], blocksize=2,
-                       mode="DCR")
+        k4 = self.op("Reshape", [self.op("MatMul", [w9, self.const(DECONV_TAPS)]),
+                                 self.const(np.array([cout, cin, 4, 4], np.int64))])
+        return self.op("ConvTranspose", [x, self.op("Transpose", [k4], perm=[1, 0, 2, 3])],
+                       kernel_shape=[4, 4], strides=[2, 2], pads=[1, 1, 1, 1])
 
     def label_latent(self, z: str, nz: int, classes: int, scale: float) -> str:
         """architectures.label_latent: z[:, :K] -> scale * one-hot(argmax z[:, :K])."""

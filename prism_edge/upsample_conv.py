@@ -1,10 +1,12 @@
 """Nearest 2x upsampling followed by a stride-1 conv, computed without the upsampled tensor.
 
-A 3x3 conv (padding 1) on a nearest-upsampled image is, for each of the four output phases (row
-parity a, column parity b), a 2x2 conv on the small input whose taps are sums of the 3x3 taps:
-16 instead of 36 multiply-adds per input pixel, and no 4x-sized tensor to keep for backward. A
-1x1 conv commutes with the upsampling, so it runs on the small input. Training (torch) and the
-ONNX exporter both use ``tap_matrix``, so the two computations cannot drift apart.
+A 3x3 conv (padding 1) on a nearest-upsampled image is a stride-2 transposed conv with a 4x4
+kernel (padding 1) on the small input: output pixel (2i + a, 2j + b) sees a 2x2 window of the
+input whose taps are sums of the 3x3 taps. 16 instead of 36 multiply-adds per input pixel, no
+4x-sized tensor to keep for backward, and one oneDNN deconvolution instead of four phase convs
+(1.3x faster a step for paper-resnet than the phases, bench/results/profile_step.md). A 1x1 conv
+commutes with the upsampling, so it runs on the small input. Training (torch) and the ONNX
+exporter both use ``DECONV_TAPS``, so the two computations cannot drift apart.
 """
 
 from __future__ import annotations
@@ -13,23 +15,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# rows (or columns) of a 3-tap kernel that land on input offset 0 and 1, for output phase 0 / 1
-PHASE_TAPS = {0: ((0,), (1, 2)), 1: ((0, 1), (2,))}
+# 4 transposed-conv taps (rows or columns) <- 3 conv taps. With stride 2 and padding 1, tap t of
+# a transposed conv puts input i at output 2i - 1 + t: t = 1, 3 reach the even output 2i and
+# 2i + 2 (its upsampled neighbours are rows {1, 2} and {0} of the 3x3 kernel), t = 0, 2 the odd
+# output 2i - 1 and 2i + 1 (rows {2} and {0, 1}).
+_ROWS = np.array([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], np.float32)
+DECONV_TAPS = np.einsum("ka,lb->abkl", _ROWS, _ROWS).reshape(9, 16)  # flat 3x3 -> flat 4x4
+_TAPS = torch.from_numpy(DECONV_TAPS)
 
 
-def tap_matrix(a: int, b: int) -> np.ndarray:
-    """(9, 4) 0/1 matrix: flattened 3x3 taps -> flattened 2x2 taps of output phase (a, b)."""
-    comb = np.zeros((9, 4), np.float32)
-    for p, rows in enumerate(PHASE_TAPS[a]):
-        for q, cols in enumerate(PHASE_TAPS[b]):
-            for dy in rows:
-                for dx in cols:
-                    comb[dy * 3 + dx, p * 2 + q] = 1.0
-    return comb
-
-
-_ALL_PHASES = torch.from_numpy(np.concatenate([tap_matrix(a, b) for a in (0, 1) for b in (0, 1)],
-                                              axis=1))  # (9, 16)
+def deconv_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """(cout, cin, 3, 3) conv weight -> (cin, cout, 4, 4) transposed-conv weight."""
+    cout, cin = weight.shape[:2]
+    k4 = weight.reshape(cout, cin, 9) @ _TAPS.to(weight.dtype)
+    return k4.view(cout, cin, 4, 4).transpose(0, 1)
 
 
 def up2_conv(x: torch.Tensor, weight: torch.Tensor, padding: int) -> torch.Tensor:
@@ -40,13 +39,4 @@ def up2_conv(x: torch.Tensor, weight: torch.Tensor, padding: int) -> torch.Tenso
     if k != 3 or padding != 1:
         return F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), weight,
                         padding=padding)
-    cout, cin = weight.shape[:2]
-    n, _, h, w = x.shape
-    kernels = (weight.reshape(cout, cin, 9) @ _ALL_PHASES.to(weight.dtype)).view(
-        cout, cin, 4, 2, 2)
-    xp = F.pad(x, (1, 1, 1, 1))
-    phases = [F.conv2d(xp[:, :, a:a + h + 1, b:b + w + 1], kernels[:, :, a * 2 + b])
-              for a in (0, 1) for b in (0, 1)]
-    # (n, cout, a, b, h, w) -> pixel (2i + a, 2j + b)
-    y = torch.stack(phases, 2).view(n, cout, 2, 2, h, w)
-    return y.permute(0, 1, 4, 2, 5, 3).reshape(n, cout, 2 * h, 2 * w)
+    return F.conv_transpose2d(x, deconv_kernel(weight), stride=2, padding=1)

@@ -31,6 +31,9 @@ def test_masked_weight_counts():
     counts = {n: build_generator(n).num_masked for n in ARCHITECTURES}
     assert counts["mnist-small"] == 533_504
     assert counts["mnist-wide"] == 1_329_152
+    # 64 x 6,272 linear + 128 x 64 x 9 + 64 x 1 x 9: 3x3 taps instead of 4x4
+    assert counts["mnist-resize"] == 475_712
+    assert counts["mnist-resize-wide"] == 1_098_880
     assert abs(counts["paper-resnet"] - 3_543_616) / 3_543_616 < 0.001  # paper: 3.54M
 
 
@@ -73,3 +76,28 @@ def test_fixed_mask_is_applied_and_scores_roundtrip():
     assert torch.allclose(out, torch.zeros_like(out))  # all weights masked -> tanh(0)
     with pytest.raises(ValueError, match="masked weights"):
         set_flat_mask(gen, np.zeros(10))
+
+
+@pytest.mark.parametrize("name", ["mnist-resize", "paper-resnet"])
+def test_fused_upsample_convs_equal_upsampling_then_convolving(name):
+    """The generator runs Up2 + conv as one transposed conv (run_fused); running every module
+    of the body one by one (the upsampled tensor made, then convolved) gives the same images."""
+    from prism_edge.architectures import ResBlock, label_latent
+
+    def unfused(module, x):
+        if isinstance(module, ResBlock):
+            return unfused(module.main, x) + unfused(module.shortcut, x)
+        if isinstance(module, torch.nn.Sequential):
+            for child in module:
+                x = unfused(child, x)
+            return x
+        return module(x)
+
+    gen = build_generator(name, 7, {"classes": 10})
+    set_flat_mask(gen, np.random.default_rng(1).random(gen.num_masked) < 0.5)
+    z = torch.randn(4, gen.nz, generator=torch.Generator().manual_seed(2))
+    labels = torch.tensor([0, 3, 5, 9])
+    with torch.no_grad():
+        fused = gen(z, labels)
+        plain = unfused(gen.body, label_latent(z, labels, 10, gen.config.label_scale))
+    assert torch.allclose(fused, plain, atol=1e-5)

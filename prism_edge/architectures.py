@@ -217,7 +217,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         lambda c: _dcgan(c, 7)),
     "mnist-resize": ArchSpec(
         "mnist-resize", "mnist-small with upsample + 3x3 convs instead of transposed convs: "
-        "less speckle, 11% fewer weights, same time per step",
+        "less speckle, 11% fewer weights, about the same time per step",
         {"nz": 64, "ngf": 64, "channels": 1, "size": 28}, lambda c: _dcgan(c, 7, resize=True)),
     "mnist-resize-wide": ArchSpec(
         "mnist-resize-wide", "mnist-resize at twice the width (ngf 128)",

@@ -4,7 +4,7 @@ A 3x3 conv (padding 1) on a nearest-upsampled image is a stride-2 transposed con
 kernel (padding 1) on the small input: output pixel (2i + a, 2j + b) sees a 2x2 window of the
 input whose taps are sums of the 3x3 taps. 16 instead of 36 multiply-adds per input pixel, no
 4x-sized tensor to keep for backward, and one oneDNN deconvolution instead of four phase convs
-(1.3x faster a step for paper-resnet than the phases, bench/results/profile_step.md). A 1x1 conv
+(1.4x faster a paper-resnet step than the phases, bench/results/upsample_conv.md). A 1x1 conv
 commutes with the upsampling, so it runs on the small input. Training (torch) and the ONNX
 exporter both use ``DECONV_TAPS``, so the two computations cannot drift apart.
 """
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# 4 transposed-conv taps (rows or columns) <- 3 conv taps. With stride 2 and padding 1, tap t of
-# a transposed conv puts input i at output 2i - 1 + t: t = 1, 3 reach the even output 2i and
-# 2i + 2 (its upsampled neighbours are rows {1, 2} and {0} of the 3x3 kernel), t = 0, 2 the odd
-# output 2i - 1 and 2i + 1 (rows {2} and {0, 1}).
+# 4 transposed-conv taps (rows, and likewise columns) <- 3 conv taps. With stride 2 and padding
+# 1, tap t puts input i at output 2i - 1 + t. An even output 2i sees x[i] through t = 1 (3x3 rows
+# 1 + 2) and x[i - 1] through t = 3 (row 0); an odd output 2i + 1 sees x[i] through t = 2 (rows
+# 0 + 1) and x[i + 1] through t = 0 (row 2).
 _ROWS = np.array([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], np.float32)
 DECONV_TAPS = np.einsum("ka,lb->abkl", _ROWS, _ROWS).reshape(9, 16)  # flat 3x3 -> flat 4x4
 _TAPS = torch.from_numpy(DECONV_TAPS)

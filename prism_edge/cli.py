@@ -171,6 +171,11 @@ def inspect_cmd(file: str, as_json: bool) -> None:
                    "settles); packed = 1 bit/weight.")
 @click.option("--score-init", type=float, default=0.0, show_default=True,
               help="Initial score of every weight (keep probability sigmoid(score)).")
+@click.option("--prob-clip", type=click.FloatRange(0, 0.5, min_open=True, max_open=True),
+              default=1e-3, show_default=True,
+              help="The global keep probability is held in [c, 1 - c] (scores within "
+                   "+-logit(1 - c)); a smaller c lets weights that every client kept or dropped "
+                   "settle for longer (the paper's code does not clip: they lock).")
 @click.option("--final", type=click.Choice(["threshold", "sample"]), default="threshold",
               show_default=True, help="final.bits: threshold p > 0.5, or one sample of p.")
 @click.option("--conditional/--unconditional", default=True, show_default=True,
@@ -212,7 +217,8 @@ def train_cmd(**o) -> None:
                             n_features=o["n_features"], precision=o["precision"]),
         server=ServerConfig(mada=not o["no_mada"], fraction=o["fraction"],
                             min_clients=o["min_clients"], downlink=o["downlink"],
-                            uplink=o["uplink"], score_init=o["score_init"]))
+                            uplink=o["uplink"], score_init=o["score_init"],
+                            clip=o["prob_clip"]))
     summary = run(cfg, o["out"], resume=o["resume"])
     click.echo(f"done in {summary['minutes']} min: {o['out']}/final.bits "
                f"({summary['privacy']})")

@@ -107,3 +107,27 @@ def test_server_restart_with_resume_continues(deploy, tmp_path):
     assert p.returncode == 0 and (out / "final.bits").is_file(), deploy.logs()
     assert [x["round"] for x in rows(out)] == [1, 2, 3, 4]
     assert f"resuming from round {done}" in deploy.text()
+
+
+def test_every_app_config_key_reaches_the_run_config():
+    """Each key of pyproject's [tool.flwr.app.config] is read by run_config, so an option the
+    CLI has cannot silently fall back to a default on Flower."""
+    from pathlib import Path
+
+    import tomllib
+
+    from prism_edge.flower.common import run_config
+
+    class Seen(dict):
+        read: set = set()
+
+        def get(self, key, default=None):
+            self.read.add(key)
+            return super().get(key, default)
+
+    toml = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    keys = toml["tool"]["flwr"]["app"]["config"]
+    rc = Seen({**keys, "prob-clip": 1e-6, "score-init": -1.5})
+    cfg, _ = run_config(rc)
+    assert set(keys) - Seen.read == set()
+    assert cfg.server.clip == 1e-6 and cfg.server.score_init == -1.5

@@ -81,9 +81,11 @@ def test_resume_after_kill_is_bit_identical(tmp_path, data_root):
 
 def test_resume_with_other_options_is_refused(tmp_path, data_root):
     env = {**os.environ, "PRISM_EDGE_DATA": str(data_root)}
-    p = cli("train", "--rounds", "1", "-o", str(tmp_path), *TINY, env=env)
+    p = cli("train", "--rounds", "1", "--prob-clip", "1e-6", "-o", str(tmp_path), *TINY, env=env)
     assert p.wait(timeout=300) == 0
-    p = cli("train", "--rounds", "1", "--seed", "7", "-o", str(tmp_path), "--resume", *TINY, env=env)
+    assert json.loads((tmp_path / "config.json").read_text())["server"]["clip"] == 1e-6
+    p = cli("train", "--rounds", "1", "--prob-clip", "1e-6", "--seed", "7", "-o", str(tmp_path),
+            "--resume", *TINY, env=env)
     assert p.wait(timeout=300) == 2 and "differs" in p.stderr.read()
 
 

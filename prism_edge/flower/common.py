@@ -35,7 +35,9 @@ def run_config(rc: dict) -> tuple[RunConfig, dict]:
         server=ServerConfig(mada=bool(get("mada", True)), fraction=float(get("fraction", 1.0)),
                             min_clients=int(get("min-clients", 1)),
                             downlink=str(get("downlink", "uint8")),
-                            uplink=str(get("uplink", "coded"))))
+                            uplink=str(get("uplink", "coded")),
+                            score_init=float(get("score-init", 0.0)),
+                            clip=float(get("prob-clip", 1e-3))))
     deploy = {"out_dir": str(get("out-dir", "runs/flower")), "resume": bool(get("resume", False)),
               "round_timeout": float(get("round-timeout", 600.0))}
     return cfg, deploy

@@ -119,7 +119,9 @@ def test_every_app_config_key_reaches_the_run_config():
     from prism_edge.flower.common import run_config
 
     class Seen(dict):
-        read: set = set()
+        def __init__(self, *a):
+            super().__init__(*a)
+            self.read = set()
 
         def get(self, key, default=None):
             self.read.add(key)
@@ -129,5 +131,5 @@ def test_every_app_config_key_reaches_the_run_config():
     keys = toml["tool"]["flwr"]["app"]["config"]
     rc = Seen({**keys, "prob-clip": 1e-6, "score-init": -1.5})
     cfg, _ = run_config(rc)
-    assert set(keys) - Seen.read == set()
+    assert set(keys) - rc.read == set()
     assert cfg.server.clip == 1e-6 and cfg.server.score_init == -1.5

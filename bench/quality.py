@@ -3,7 +3,7 @@
     python -m bench.quality federated [--rounds R] [--local-steps L] [--variants a,b]
     python -m bench.quality screen [--steps S] [--variants a,b]
     python -m bench.quality privacy [--rounds R] [--local-steps L]
-    python -m bench.quality table      (rewrite quality.md from the recorded rows)
+    python -m bench.quality table      (rewrite quality.md and quality_screen.md from the recorded rows)
 
 ``federated`` trains MNIST with 10 clients on ``shards:4`` (PRISM, no-MADA, dense FedAvg,
 centralized) and Fashion-MNIST, evaluates each exported single mask with FID-LeNet (10,000

@@ -56,11 +56,12 @@ def archs_cmd() -> None:
     """List the registered architectures and their masked-weight counts."""
     from .architectures import ARCHITECTURES, build_generator
 
-    click.echo(f"{'name':<14} {'masked weights':>15} {'output':>10}  description")
+    w = max(map(len, ARCHITECTURES))
+    click.echo(f"{'name':<{w}} {'masked weights':>15} {'output':>10}  description")
     for name, spec in ARCHITECTURES.items():
         g = build_generator(name)
         shape = "x".join(map(str, g.out_shape))
-        click.echo(f"{name:<14} {g.num_masked:>15,} {shape:>10}  {spec.summary}")
+        click.echo(f"{name:<{w}} {g.num_masked:>15,} {shape:>10}  {spec.summary}")
 
 
 @main.command("init")

@@ -151,7 +151,7 @@ class _Counter:
 # saves one activation tensor per layer for backward (same values).
 
 
-def _dcgan(cfg: ArchConfig, base: int, resize: bool = False
+def _dcgan(cfg: ArchConfig, base: int, resize: bool = False, extra: int = 0
            ) -> tuple[nn.Sequential, tuple[int, int, int]]:
     """Linear -> stride-2 up-sampling convs halving the channels -> last one to image channels.
 
@@ -160,7 +160,10 @@ def _dcgan(cfg: ArchConfig, base: int, resize: bool = False
     transposed conv whose 4x4 kernel is made of the 9 taps), 9 instead of 16 weights per channel
     pair; with random binary weights the transposed conv's four output phases draw on disjoint
     weights and print a speckled checkerboard, the resize-conv's phases share theirs (FID-LeNet
-    in bench/results/quality_screen.md)."""
+    in bench/results/quality_screen.md).
+
+    ``extra``: that many 3x3 convs (with Norm and ReLU) at each resolution before the image's,
+    keeping the channels."""
     n = _Counter()
     ups = {7: 2, 4: 3}[base]
     c = cfg.ngf * (2 ** (ups - 1))
@@ -171,10 +174,17 @@ def _dcgan(cfg: ArchConfig, base: int, resize: bool = False
             return [Up2(), MaskedConv2d(n(), cin, cout, 3, 1, 1, gain)]
         return [MaskedConvTranspose2d(n(), cin, cout, 4, 2, 1, gain)]
 
+    def same(c: int) -> list[nn.Module]:
+        return [m for _ in range(extra)
+                for m in (MaskedConv2d(n(), c, c, 3, 1, 1, RELU_GAIN), Norm(c, g),
+                          nn.ReLU(inplace=True))]
+
     layers: list[nn.Module] = [MaskedLinear(n(), cfg.nz, c * base * base, RELU_GAIN),
-                               Reshape(c, base, base), Norm(c, g), nn.ReLU(inplace=True)]
+                               Reshape(c, base, base), Norm(c, g), nn.ReLU(inplace=True),
+                               *same(c)]
     for _ in range(ups - 1):
-        layers += [*up(c, c // 2, RELU_GAIN), Norm(c // 2, g), nn.ReLU(inplace=True)]
+        layers += [*up(c, c // 2, RELU_GAIN), Norm(c // 2, g), nn.ReLU(inplace=True),
+                   *same(c // 2)]
         c //= 2
     layers += [*up(c, cfg.channels, 1.0), nn.Tanh()]
     return nn.Sequential(*layers), (cfg.channels, cfg.size, cfg.size)
@@ -222,6 +232,10 @@ ARCHITECTURES: dict[str, ArchSpec] = {
     "mnist-resize-wide": ArchSpec(
         "mnist-resize-wide", "mnist-resize at twice the width (ngf 128)",
         {"nz": 64, "ngf": 128, "channels": 1, "size": 28}, lambda c: _dcgan(c, 7, resize=True)),
+    "mnist-resize-deep": ArchSpec(
+        "mnist-resize-deep", "mnist-resize with one more 3x3 conv at 7x7 and at 14x14",
+        {"nz": 64, "ngf": 64, "channels": 1, "size": 28},
+        lambda c: _dcgan(c, 7, resize=True, extra=1)),
     "cifar-small": ArchSpec(
         "cifar-small", "32x32 RGB DCGAN-style generator",
         {"nz": 64, "ngf": 64, "channels": 3, "size": 32}, lambda c: _dcgan(c, 4)),

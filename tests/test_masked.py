@@ -34,6 +34,8 @@ def test_masked_weight_counts():
     # 64 x 6,272 linear + 128 x 64 x 9 + 64 x 1 x 9: 3x3 taps instead of 4x4
     assert counts["mnist-resize"] == 475_712
     assert counts["mnist-resize-wide"] == 1_098_880
+    # mnist-resize + a 128 x 128 x 9 conv at 7x7 + a 64 x 64 x 9 conv at 14x14
+    assert counts["mnist-resize-deep"] == 475_712 + 147_456 + 36_864
     assert abs(counts["paper-resnet"] - 3_543_616) / 3_543_616 < 0.001  # paper: 3.54M
 
 

@@ -225,6 +225,14 @@ def train_cmd(**o) -> None:
                f"({summary['privacy']})")
 
 
+def _parse_grid(ctx, param, value: str) -> tuple[int, int]:
+    try:
+        a, b = (int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not two whole numbers A,B (e.g. 7,7)") from None
+    return a, b
+
+
 @main.command("train-encoder")
 @click.option("--dataset", default="fashion-mnist", show_default=True,
               help="A PUBLIC labelled dataset, not the clients' own (e.g. fashion-mnist for mnist "
@@ -241,10 +249,15 @@ def train_cmd(**o) -> None:
               help="Seed of the encoder's initialisation and batch order.")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="CPU threads for torch (default: all cores).")
+@click.option("--feature-grid", default="4,3", show_default=True, callback=_parse_grid,
+              help="A,B: cells per side of the average-pooling grids over the first and second "
+                   "conv stage (at most size/2 and size/4); the encoder gives 32*A^2 + 64*B^2 + "
+                   "128*(size/8)^2 features, finer grids keep more of where strokes lie.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False), default="encoder.pt",
               show_default=True, help="TorchScript file to write; train with --features "
                                       "encoder:OUT.")
-def train_encoder_cmd(dataset, data_dir, size, channels, epochs, seed, threads, out) -> None:
+def train_encoder_cmd(dataset, data_dir, size, channels, epochs, seed, threads, feature_grid,
+                      out) -> None:
     """Train a feature encoder on a public dataset for the MMD loss (--features encoder:PATH)."""
     import torch
 
@@ -252,7 +265,8 @@ def train_encoder_cmd(dataset, data_dir, size, channels, epochs, seed, threads, 
 
     if threads:
         torch.set_num_threads(threads)
-    acc = train_public_encoder(dataset, out, data_dir, size, int(channels), epochs, seed)
+    acc = train_public_encoder(dataset, out, data_dir, size, int(channels), epochs, seed,
+                               grid=feature_grid)
     click.echo(f"wrote {out}: test accuracy {acc:.1%} on {dataset}; use --features encoder:{out}")
 
 

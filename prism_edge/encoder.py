@@ -5,7 +5,8 @@ trains a small conv classifier on a public dataset that is not the clients' (Fas
 MNIST clients, and the other way round) and saves its feature extractor as TorchScript. Client data
 never touches it; but a run cannot check what data an encoder file saw, so ``--dp-epsilon`` refuses
 encoder features (privacy.check_dp_options). The features are the activations of its three conv
-stages, average-pooled to small grids: shape and stroke statistics at three scales.
+stages, average-pooled to small grids: shape and stroke statistics at three scales. The grids of
+the first two stages are options (``--feature-grid``): finer grids keep more of where strokes lie.
 """
 
 from __future__ import annotations
@@ -19,12 +20,19 @@ from torch import nn
 
 from .atomic import atomic_path
 
+DEFAULT_GRID = (4, 3)
+
 
 class PublicEncoder(nn.Module):
-    """Three conv stages (32 / 64 / 128 channels, each halving the image) and a linear head."""
+    """Three conv stages (32 / 64 / 128 channels, each halving the image) and a linear head.
 
-    def __init__(self, channels: int = 1, size: int = 28, classes: int = 10):
+    ``grid``: sides of the pooling grids of the first two stages' feature maps; only the
+    features depend on it, not the training (the head reads the third stage)."""
+
+    def __init__(self, channels: int = 1, size: int = 28, classes: int = 10,
+                 grid: tuple[int, int] = DEFAULT_GRID):
         super().__init__()
+        self.grid1, self.grid2 = grid
         self.c1 = nn.Conv2d(channels, 32, 3, padding=1)
         self.c2 = nn.Conv2d(32, 64, 3, padding=1)
         self.c3 = nn.Conv2d(64, 128, 3, padding=1)
@@ -38,10 +46,10 @@ class PublicEncoder(nn.Module):
         return a1, a2, a3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (B, C, H, W) in [-1, 1] -> features (B, 32*16 + 64*9 + 128*last^2)."""
+        """Images (B, C, H, W) in [-1, 1] -> features (B, 32*grid1^2 + 64*grid2^2 + 128*last^2)."""
         a1, a2, a3 = self.stages(x)
-        return torch.cat([F.adaptive_avg_pool2d(a1, 4).flatten(1),
-                          F.adaptive_avg_pool2d(a2, 3).flatten(1),
+        return torch.cat([F.adaptive_avg_pool2d(a1, self.grid1).flatten(1),
+                          F.adaptive_avg_pool2d(a2, self.grid2).flatten(1),
                           F.adaptive_avg_pool2d(a3, self.last).flatten(1)], 1)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,14 +57,14 @@ class PublicEncoder(nn.Module):
 
 
 def train_encoder(images: torch.Tensor, labels: torch.Tensor, classes: int, epochs: int = 2,
-                  batch: int = 128, lr: float = 1e-3, seed: int = 0, progress: bool = True
-                  ) -> PublicEncoder:
+                  batch: int = 128, lr: float = 1e-3, seed: int = 0, progress: bool = True,
+                  grid: tuple[int, int] = DEFAULT_GRID) -> PublicEncoder:
     """Cross-entropy training of a PublicEncoder on (images in [-1, 1], integer labels)."""
     from tqdm import tqdm
 
     torch.manual_seed(seed)
     _, c, h, _ = images.shape
-    model = PublicEncoder(c, h, classes)
+    model = PublicEncoder(c, h, classes, grid)
     opt = torch.optim.Adam(model.parameters(), lr)
     labels = torch.as_tensor(labels).long()
     gen = torch.Generator().manual_seed(seed)
@@ -90,18 +98,22 @@ def save_encoder(model: PublicEncoder, path: str | Path) -> None:
 
 def train_public_encoder(dataset: str, out: str | Path, data_dir: str | Path | None = None,
                          size: int = 28, channels: int = 1, epochs: int = 2, seed: int = 0,
-                         progress: bool = True) -> float:
+                         progress: bool = True, grid: tuple[int, int] = DEFAULT_GRID) -> float:
     """Train on ``dataset``'s train split, write ``out``; returns the test-split accuracy."""
     from .data import dataset_classes, load_dataset
     from .errors import PrismError
 
+    if not all(1 <= g <= size // k for g, k in zip(grid, (2, 4))):
+        raise PrismError(f"feature grid {grid[0]},{grid[1]} does not fit {size}x{size} images: the "
+                         f"first stage is {size // 2}x{size // 2}, the second {size // 4}x"
+                         f"{size // 4}; give sides from 1 up to those")
     shape = dict(size=size, channels=channels)
     train = load_dataset(dataset, "train", data_dir, **shape)
     if train.labels is None:
         raise PrismError(f"{dataset} has no labels; the encoder is trained as a classifier, "
                          "so give a dataset of class folders")
     model = train_encoder(train.images, train.labels, dataset_classes(dataset), epochs, seed=seed,
-                          progress=progress)
+                          progress=progress, grid=grid)
     test = load_dataset(dataset, "test", data_dir, **shape)
     acc = accuracy(model, test.images, test.labels) if test.labels is not None else float("nan")
     save_encoder(model, out)

@@ -56,10 +56,22 @@ def test_train_encoder_cli(tmp_path):
     _folder(tmp_path / "data", ["a", "b"])
     out = tmp_path / "enc.pt"
     r = _cli("train-encoder", "--dataset", str(tmp_path / "data"), "--size", "16", "--epochs",
-             "3", "-o", str(out))
+             "3", "--feature-grid", "8,2", "-o", str(out))
     assert r.returncode == 0, r.stderr
     assert "test accuracy" in r.stdout and out.is_file()
-    assert make_feature_map(f"encoder:{out}", (1, 16, 16))(torch.zeros(2, 1, 16, 16)).shape[0] == 2
+    feats = make_feature_map(f"encoder:{out}", (1, 16, 16))(torch.zeros(2, 1, 16, 16))
+    # stages of 8x8, 4x4 and 2x2: 32 x 8^2 + 64 x 2^2 + 128 x 2^2
+    assert feats.shape == (2, 32 * 64 + 64 * 4 + 128 * 4)
+
+
+@pytest.mark.parametrize("grid, msg", [("9,2", "does not fit 16x16"), ("7", "two whole numbers"),
+                                       ("0,2", "does not fit 16x16")])
+def test_train_encoder_cli_refuses_a_bad_feature_grid(tmp_path, grid, msg):
+    out = tmp_path / "enc.pt"
+    r = _cli("train-encoder", "--dataset", str(tmp_path / "missing"), "--size", "16",
+             "--feature-grid", grid, "-o", str(out))
+    assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
 
 
 def test_train_encoder_cli_refuses_unlabelled_data(tmp_path):

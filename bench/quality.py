@@ -38,26 +38,44 @@ from . import report
 
 OUT = report.RESULTS / "quality"
 RUNS = Path("runs/bench-quality")
-# feature map placeholder: an encoder trained on the *other* public dataset (resolved at run time)
+# feature map placeholders: an encoder trained on the *other* public dataset (resolved at run
+# time), pooling its first two stages to 4x4 and 3x3 cells (PUBLIC) or to 7x7 and 7x7
 PUBLIC = "public-encoder"
+PUBLIC_FINE = "public-fine-encoder"
+GRIDS = {PUBLIC: (4, 3), PUBLIC_FINE: (7, 7)}
 OTHER = {"mnist": "fashion-mnist", "fashion-mnist": "mnist"}
 
 
-def encoder_cmd(dataset: str) -> str:
+def encoder_path(dataset: str, grid: tuple[int, int]) -> Path:
+    suffix = "" if grid == GRIDS[PUBLIC] else f"-grid{grid[0]}x{grid[1]}"
+    return RUNS.parent / "encoders" / f"{OTHER[dataset]}{suffix}.pt"
+
+
+def encoder_cmd(dataset: str, grid: tuple[int, int] = GRIDS[PUBLIC]) -> str:
+    option = "" if grid == GRIDS[PUBLIC] else f"--feature-grid {grid[0]},{grid[1]} "
     return (f"prism-edge train-encoder --dataset {OTHER[dataset]} --epochs 2 --seed 0 "
-            f"-o {RUNS.parent / 'encoders' / OTHER[dataset]}.pt")
+            f"{option}-o {encoder_path(dataset, grid)}")
 
 
-def public_encoder(dataset: str, data_dir: str | None) -> str:
+def public_encoder(dataset: str, data_dir: str | None, grid: tuple[int, int] = GRIDS[PUBLIC]
+                   ) -> str:
     """``encoder:PATH`` of an encoder trained on the public dataset that is not ``dataset``
     (what `encoder_cmd` writes), trained first if it is not there."""
     from prism_edge.encoder import train_public_encoder
 
-    path = RUNS.parent / "encoders" / f"{OTHER[dataset]}.pt"
+    path = encoder_path(dataset, grid)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        train_public_encoder(OTHER[dataset], path, data_dir, epochs=2, seed=0)
+        train_public_encoder(OTHER[dataset], path, data_dir, epochs=2, seed=0, grid=grid)
     return f"encoder:{path}"
+
+
+def resolve_encoders(features: str, dataset: str, data_dir: str | None) -> str:
+    """``features`` with each placeholder replaced by its encoder (trained first if needed)."""
+    for token, grid in GRIDS.items():
+        if token in features:
+            features = features.replace(token, public_encoder(dataset, data_dir, grid))
+    return features
 
 
 def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[str, RunConfig]:
@@ -77,6 +95,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
     # 45 local steps and the threshold of the final probability (the 50-step rows took 31-34
     # minutes; a threshold beat a sample in both of them, scored from their checkpoints)
     resize45 = {**resize, "final": "threshold", "client": {**resize["client"], "local_steps": 45}}
+    deep45 = {**resize45, "arch": "mnist-resize-deep"}
     wide = dict(rounds=20, conditional=True, arch="mnist-wide",
                 client={"local_steps": 50, "features": DEFAULT_FEATURES})
     return {
@@ -126,7 +145,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "prism-no-mada-20x45-cond-enc-resize-wide-lr0.3": cfg(**resize45, server={"mada": False}),
         "dense-fedavg-20x45-cond-enc-resize-wide": cfg(
             **{**resize45, "mode": "dense", "client": {**resize45["client"], "lr": 1e-2}}),
-        # defined, not measured yet (the MNIST-trained encoder did not help Fashion before)
+        # Fashion-MNIST on the same configuration (its encoder trained on MNIST)
         "prism-fashion-no-mada-20x45-cond-enc-resize-wide-lr0.3": cfg(
             **{**resize45, "dataset": "fashion-mnist"}, server={"mada": False}),
         # weights every client agreed on held near 0 / 1 (scores +-13.8 instead of +-6.9), as
@@ -135,6 +154,20 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
             **resize45, server={"mada": False, "clip": 1e-6}),
         "prism-mada-20x45-cond-enc-resize-wide-lr0.3-clip1e-6": cfg(
             **resize45, server={"clip": 1e-6}),
+        # one more 3x3 conv at 7x7 and at 14x14 instead of twice the width (the screen's
+        # resize-deep-* rows: better masks and dense weights, at less time per step than wide)
+        "prism-no-mada-20x45-cond-enc-resize-deep-lr0.3": cfg(**deep45, server={"mada": False}),
+        "dense-fedavg-20x45-cond-enc-resize-deep": cfg(
+            **{**deep45, "mode": "dense", "client": {**deep45["client"], "lr": 1e-2}}),
+        "prism-mada-20x45-cond-enc-resize-deep-lr0.3": cfg(**deep45),
+        # the encoder's first two stages pooled to 7x7 cells instead of 4x4 and 3x3 (the
+        # screen's *-fine-enc-* rows)
+        "prism-no-mada-20x45-cond-fine-enc-resize-deep-lr0.3": cfg(
+            **{**deep45, "client": {**deep45["client"], "features": PUBLIC_FINE}},
+            server={"mada": False}),
+        "dense-fedavg-20x45-cond-fine-enc-resize-deep": cfg(
+            **{**deep45, "mode": "dense",
+               "client": {**deep45["client"], "lr": 1e-2, "features": PUBLIC_FINE}}),
         "dense-fedavg-20x50-cond-enc": cfg(rounds=20, conditional=True, mode="dense",
                                            client={"local_steps": 50, "lr": 1e-2,
                                                    "features": PUBLIC}),
@@ -158,8 +191,9 @@ def cli_of(cfg: RunConfig, out: str) -> str:
              f"--prob-clip {s.clip:g}" if s.clip != ServerConfig().clip else "",
              "" if cfg.arch == DEFAULT_ARCH else f"--arch {cfg.arch}", f"-o {out}"]
     cmd = " ".join(p for p in parts if p)
-    if "encoder:" in c.features:
-        cmd = f"{encoder_cmd(cfg.dataset)} && {cmd}"
+    for grid in GRIDS.values():
+        if f"encoder:{encoder_path(cfg.dataset, grid)}" in c.features:
+            cmd = f"{encoder_cmd(cfg.dataset, grid)} && {cmd}"
     return cmd
 
 
@@ -194,9 +228,7 @@ def federated(args) -> None:
     refs: dict[str, Reference] = {}
     for name in chosen:
         cfg = variants[name]
-        if PUBLIC in cfg.client.features:
-            cfg.client.features = cfg.client.features.replace(
-                PUBLIC, public_encoder(cfg.dataset, data_dir))
+        cfg.client.features = resolve_encoders(cfg.client.features, cfg.dataset, data_dir)
         out = RUNS / name
         if args.score_only and (out / "summary.json").is_file():
             minutes = json.loads((out / "summary.json").read_text())["minutes"]
@@ -301,6 +333,7 @@ def privacy(args) -> None:
 
 COND = {"features": "rff+pool2+pool4", "classes": 10}  # the conditional screen rows
 ENC = {**COND, "features": PUBLIC}
+ENC_FINE = {**COND, "features": PUBLIC_FINE}
 SCREEN = {
     "rff-unbiased": {},
     "rff-biased-mmd": {"mmd": "biased"},
@@ -359,6 +392,14 @@ SCREEN = {
     "resize-enc-lr0.3": {**ENC, "arch": "mnist-resize", "lr": 0.3},
     "resize-enc-lr0.3-ngf128": {**ENC, "arch": "mnist-resize", "lr": 0.3, "ngf": 128},
     "resize-dense-enc": {**ENC, "arch": "mnist-resize", "dense": True, "lr": 1e-2},
+    # one more 3x3 conv at 7x7 and at 14x14 (mnist-resize-deep)
+    "resize-deep-enc-lr0.3": {**ENC, "arch": "mnist-resize-deep", "lr": 0.3},
+    "resize-deep-enc-lr0.3-ngf128": {**ENC, "arch": "mnist-resize-deep", "lr": 0.3, "ngf": 128},
+    "resize-deep-dense-enc": {**ENC, "arch": "mnist-resize-deep", "dense": True, "lr": 1e-2},
+    # the encoder's first two stages pooled to 7x7 cells (4x4 and 3x3 above)
+    "resize-fine-enc-lr0.3": {**ENC_FINE, "arch": "mnist-resize", "lr": 0.3},
+    "resize-fine-dense-enc": {**ENC_FINE, "arch": "mnist-resize", "dense": True, "lr": 1e-2},
+    "resize-deep-fine-enc-lr0.3": {**ENC_FINE, "arch": "mnist-resize-deep", "lr": 0.3},
 }
 
 
@@ -378,8 +419,8 @@ def screen(args) -> None:
         score_init = kw.pop("score_init", 0.0)  # the server's --score-init: p0 = sigmoid(it)
         steps = kw.pop("steps", args.steps)
         steps = steps // 4 if kw.get("batch") == 256 else steps
-        if PUBLIC in kw.get("features", ""):
-            kw["features"] = kw["features"].replace(PUBLIC, public_encoder("mnist", args.data_dir))
+        if "features" in kw:
+            kw["features"] = resolve_encoders(kw["features"], "mnist", args.data_dir)
         cfg = ClientConfig(local_steps=steps, **{"features": "rff", **kw})
         from prism_edge.features import make_feature_map
         from prism_edge.stats import compute_stats
@@ -433,7 +474,8 @@ def write_screen_table(floor: float) -> None:
                  report.table(["variant", "measured", "steps", "ms/step", "loss first",
                                "loss last", "FID-LeNet (final mask)", "ratio to floor",
                                "conf >= 0.9", "grid"], rows),
-                 f"mnist-small (mnist-resize where named resize-), one client with all "
+                 f"mnist-small (mnist-resize where named resize-, mnist-resize-deep where named "
+                 f"resize-deep-), one client with all "
                  f"60,000 MNIST images, batch 64 (256 where named, "
                  f"with a quarter of the steps), Adam lr 0.1 betas (0.5, 0.999), 8,192 features "
                  f"unless named; unconditional unless named -cond (class-conditional: label in "
@@ -441,7 +483,14 @@ def write_screen_table(floor: float) -> None:
                  f"2,000 samples (floor {floor:.1f} at this size). Variants: "
                  + "; ".join(f"{k}: {v or 'the defaults'}" for k, v in SCREEN.items())
                  + f". {PUBLIC}: `{encoder_cmd('mnist')}` (trained on Fashion-MNIST, never on "
-                 f"MNIST), then `--features encoder:PATH`. Tried on that encoder's features and "
+                 f"MNIST), then `--features encoder:PATH`; {PUBLIC_FINE}: "
+                 f"`{encoder_cmd('mnist', GRIDS[PUBLIC_FINE])}`, the same encoder with its first "
+                 f"two stages pooled to 7x7 cells. Before that option existed, throw-away "
+                 f"wrappers of the same encoder (7/7/3 cells, the first two stages' features "
+                 f"scaled to keep their share of the distance as at 4/3/3), sample FID: "
+                 f"resize-enc-lr0.3 141 -> 114 (unscaled 108), resize-dense-enc 81 -> 69, "
+                 f"resize-deep-enc-lr0.3 102 -> 95 (unscaled 122); 14/7/3 cells: 126, dense 77. "
+                 f"Tried on that encoder's features and "
                  f"dropped (throw-away wrappers around it, not kept, so not rows here; 800 steps, "
                  f"FID-LeNet threshold / sample; plain encoder-cond 217 / 236): each feature "
                  f"standardised by its Fashion-MNIST spread 249 / 279; first and second moments "

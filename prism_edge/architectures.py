@@ -174,9 +174,9 @@ def _dcgan(cfg: ArchConfig, base: int, resize: bool = False, extra: int = 0
             return [Up2(), MaskedConv2d(n(), cin, cout, 3, 1, 1, gain)]
         return [MaskedConvTranspose2d(n(), cin, cout, 4, 2, 1, gain)]
 
-    def same(c: int) -> list[nn.Module]:
+    def same(ch: int) -> list[nn.Module]:
         return [m for _ in range(extra)
-                for m in (MaskedConv2d(n(), c, c, 3, 1, 1, RELU_GAIN), Norm(c, g),
+                for m in (MaskedConv2d(n(), ch, ch, 3, 1, 1, RELU_GAIN), Norm(ch, g),
                           nn.ReLU(inplace=True))]
 
     layers: list[nn.Module] = [MaskedLinear(n(), cfg.nz, c * base * base, RELU_GAIN),

@@ -394,7 +394,6 @@ SCREEN = {
     "resize-dense-enc": {**ENC, "arch": "mnist-resize", "dense": True, "lr": 1e-2},
     # one more 3x3 conv at 7x7 and at 14x14 (mnist-resize-deep)
     "resize-deep-enc-lr0.3": {**ENC, "arch": "mnist-resize-deep", "lr": 0.3},
-    "resize-deep-enc-lr0.3-ngf128": {**ENC, "arch": "mnist-resize-deep", "lr": 0.3, "ngf": 128},
     "resize-deep-dense-enc": {**ENC, "arch": "mnist-resize-deep", "dense": True, "lr": 1e-2},
     # the encoder's first two stages pooled to 7x7 cells (4x4 and 3x3 above)
     "resize-fine-enc-lr0.3": {**ENC_FINE, "arch": "mnist-resize", "lr": 0.3},

@@ -159,7 +159,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "prism-no-mada-20x45-cond-enc-resize-deep-lr0.3": cfg(**deep45, server={"mada": False}),
         "dense-fedavg-20x45-cond-enc-resize-deep": cfg(
             **{**deep45, "mode": "dense", "client": {**deep45["client"], "lr": 1e-2}}),
-        "prism-mada-20x45-cond-enc-resize-deep-lr0.3": cfg(**deep45),  # defined, not run yet
+        "prism-mada-20x45-cond-enc-resize-deep-lr0.3": cfg(**deep45),
         # the encoder's first two stages pooled to 7x7 cells instead of 4x4 and 3x3 (the
         # screen's *-fine-enc-* rows)
         "prism-no-mada-20x45-cond-fine-enc-resize-deep-lr0.3": cfg(

@@ -26,6 +26,7 @@ from prism_edge.architectures import DEFAULT_ARCH, build_generator
 from prism_edge.client import local_train
 from prism_edge.config import DEFAULT_FEATURES, ClientConfig, RunConfig, ServerConfig
 from prism_edge.data import load_dataset
+from prism_edge.encoder import DEFAULT_GRID
 from prism_edge.evaluation.classifier import embed
 from prism_edge.evaluation.evaluate import Reference, run_latents, sample
 from prism_edge.images import save_grid
@@ -42,22 +43,22 @@ RUNS = Path("runs/bench-quality")
 # time), pooling its first two stages to 4x4 and 3x3 cells (PUBLIC) or to 7x7 and 7x7
 PUBLIC = "public-encoder"
 PUBLIC_FINE = "public-fine-encoder"
-GRIDS = {PUBLIC: (4, 3), PUBLIC_FINE: (7, 7)}
+GRIDS = {PUBLIC: DEFAULT_GRID, PUBLIC_FINE: (7, 7)}
 OTHER = {"mnist": "fashion-mnist", "fashion-mnist": "mnist"}
 
 
 def encoder_path(dataset: str, grid: tuple[int, int]) -> Path:
-    suffix = "" if grid == GRIDS[PUBLIC] else f"-grid{grid[0]}x{grid[1]}"
+    suffix = "" if grid == DEFAULT_GRID else f"-grid{grid[0]}x{grid[1]}"
     return RUNS.parent / "encoders" / f"{OTHER[dataset]}{suffix}.pt"
 
 
-def encoder_cmd(dataset: str, grid: tuple[int, int] = GRIDS[PUBLIC]) -> str:
-    option = "" if grid == GRIDS[PUBLIC] else f"--feature-grid {grid[0]},{grid[1]} "
+def encoder_cmd(dataset: str, grid: tuple[int, int] = DEFAULT_GRID) -> str:
+    option = "" if grid == DEFAULT_GRID else f"--feature-grid {grid[0]},{grid[1]} "
     return (f"prism-edge train-encoder --dataset {OTHER[dataset]} --epochs 2 --seed 0 "
             f"{option}-o {encoder_path(dataset, grid)}")
 
 
-def public_encoder(dataset: str, data_dir: str | None, grid: tuple[int, int] = GRIDS[PUBLIC]
+def public_encoder(dataset: str, data_dir: str | None, grid: tuple[int, int] = DEFAULT_GRID
                    ) -> str:
     """``encoder:PATH`` of an encoder trained on the public dataset that is not ``dataset``
     (what `encoder_cmd` writes), trained first if it is not there."""

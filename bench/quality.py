@@ -161,6 +161,15 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "dense-fedavg-20x45-cond-enc-resize-deep": cfg(
             **{**deep45, "mode": "dense", "client": {**deep45["client"], "lr": 1e-2}}),
         "prism-mada-20x45-cond-enc-resize-deep-lr0.3": cfg(**deep45),
+        # more rounds of fewer steps in about the same minutes (1,200 steps per client, not 900)
+        "prism-no-mada-30x40-cond-enc-resize-deep-lr0.3": cfg(
+            **{**deep45, "rounds": 30, "client": {**deep45["client"], "local_steps": 40}},
+            server={"mada": False}),
+        "dense-fedavg-30x40-cond-enc-resize-deep": cfg(
+            **{**deep45, "rounds": 30, "mode": "dense",
+               "client": {**deep45["client"], "local_steps": 40, "lr": 1e-2}}),
+        "prism-fashion-no-mada-20x45-cond-enc-resize-deep-lr0.3": cfg(
+            **{**deep45, "dataset": "fashion-mnist"}, server={"mada": False}),
         # the encoder's first two stages pooled to 7x7 cells instead of 4x4 and 3x3 (the
         # screen's *-fine-enc-* rows)
         "prism-no-mada-20x45-cond-fine-enc-resize-deep-lr0.3": cfg(
@@ -393,6 +402,9 @@ SCREEN = {
     # one more 3x3 conv at 7x7 and at 14x14 (mnist-resize-deep)
     "resize-deep-enc-lr0.3": {**ENC, "arch": "mnist-resize-deep", "lr": 0.3},
     "resize-deep-dense-enc": {**ENC, "arch": "mnist-resize-deep", "dense": True, "lr": 1e-2},
+    # higher learning rates for the mask on resize-deep
+    "resize-deep-enc-lr0.6": {**ENC, "arch": "mnist-resize-deep", "lr": 0.6},
+    "resize-deep-enc-lr1": {**ENC, "arch": "mnist-resize-deep", "lr": 1.0},
     # the encoder's first two stages pooled to 7x7 cells (4x4 and 3x3 above)
     "resize-fine-enc-lr0.3": {**ENC_FINE, "arch": "mnist-resize", "lr": 0.3},
     "resize-fine-dense-enc": {**ENC_FINE, "arch": "mnist-resize", "dense": True, "lr": 1e-2},
@@ -499,7 +511,12 @@ def write_screen_table(floor: float) -> None:
                  f"matrix too, on resize-enc-lr0.3 (sample; plain 134 in that script): all "
                  f"classes pooled at weight 0.03 / 0.1 / 0.3 / 1: 129 / 120 / 142 / 151, per "
                  f"class at 1: 132, no trend beyond this screen's noise (the same plain row "
-                 f"gave 141 here). Reproduce: `python -m "
+                 f"gave 141 here); a Gaussian kernel (8,192 random Fourier features) on the "
+                 f"encoder's unit-normalised features, where same-class MNIST images lie 0.4-0.7 "
+                 f"apart and no image is more than 2 away (so, unlike the raw features' kernel "
+                 f"above, it is never flat), at widths 0.25 / 0.5 / 1 (sample): resize-enc-lr0.3 "
+                 f"136 (158 at half, 162 at twice those widths), resize-deep-enc-lr0.3 132 "
+                 f"(linear: 141, 102), at 1.4-1.8x the time per step. Reproduce: `python -m "
                  f"bench.quality screen --steps 800 --variants NAME`.")
 
 

@@ -167,6 +167,10 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "prism-no-mada-30x40-cond-enc-resize-deep-lr0.3": cfg(
             **{**deep45, "rounds": 30, "client": {**deep45["client"], "local_steps": 40}},
             server={"mada": False}),
+        # the same with another seed (other frozen weights, split and draws): run-to-run spread
+        "prism-no-mada-30x40-cond-enc-resize-deep-lr0.3-seed7": cfg(
+            **{**deep45, "rounds": 30, "seed": 7,
+               "client": {**deep45["client"], "local_steps": 40}}, server={"mada": False}),
         "dense-fedavg-30x40-cond-enc-resize-deep": cfg(
             **{**deep45, "rounds": 30, "mode": "dense",
                "client": {**deep45["client"], "local_steps": 40, "lr": 1e-2}}),
@@ -198,7 +202,8 @@ def cli_of(cfg: RunConfig, out: str) -> str:
              "" if cfg.conditional else "--unconditional",
              "--final sample" if cfg.final == "sample" else "",
              f"--prob-clip {s.clip:g}" if s.clip != ServerConfig().clip else "",
-             "" if cfg.arch == DEFAULT_ARCH else f"--arch {cfg.arch}", f"-o {out}"]
+             "" if cfg.arch == DEFAULT_ARCH else f"--arch {cfg.arch}",
+             "" if cfg.seed == RunConfig().seed else f"--seed {cfg.seed}", f"-o {out}"]
     cmd = " ".join(p for p in parts if p)
     for grid in GRIDS.values():
         if f"encoder:{encoder_path(cfg.dataset, grid)}" in c.features:

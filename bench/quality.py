@@ -97,6 +97,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
     # minutes; a threshold beat a sample in both of them, scored from their checkpoints)
     resize45 = {**resize, "final": "threshold", "client": {**resize["client"], "local_steps": 45}}
     deep45 = {**resize45, "arch": "mnist-resize-deep"}
+    deep30x40 = {**deep45, "rounds": 30, "client": {**deep45["client"], "local_steps": 40}}
     wide = dict(rounds=20, conditional=True, arch="mnist-wide",
                 client={"local_steps": 50, "features": DEFAULT_FEATURES})
     return {
@@ -164,16 +165,12 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # more rounds of fewer steps within the 30 minutes (1,200 steps per client, not 900):
         # 78.2 vs 85.4, dense twin 38.1 vs 45.1; on Fashion-MNIST resize-deep did worse than
         # resize-wide (115.1 vs 101.1)
-        "prism-no-mada-30x40-cond-enc-resize-deep-lr0.3": cfg(
-            **{**deep45, "rounds": 30, "client": {**deep45["client"], "local_steps": 40}},
-            server={"mada": False}),
+        "prism-no-mada-30x40-cond-enc-resize-deep-lr0.3": cfg(**deep30x40, server={"mada": False}),
         # the same with another seed (other frozen weights, split and draws): run-to-run spread
         "prism-no-mada-30x40-cond-enc-resize-deep-lr0.3-seed7": cfg(
-            **{**deep45, "rounds": 30, "seed": 7,
-               "client": {**deep45["client"], "local_steps": 40}}, server={"mada": False}),
+            **deep30x40, seed=7, server={"mada": False}),
         "dense-fedavg-30x40-cond-enc-resize-deep": cfg(
-            **{**deep45, "rounds": 30, "mode": "dense",
-               "client": {**deep45["client"], "local_steps": 40, "lr": 1e-2}}),
+            **{**deep30x40, "mode": "dense", "client": {**deep30x40["client"], "lr": 1e-2}}),
         "prism-fashion-no-mada-20x45-cond-enc-resize-deep-lr0.3": cfg(
             **{**deep45, "dataset": "fashion-mnist"}, server={"mada": False}),
         # the encoder's first two stages pooled to 7x7 cells instead of 4x4 and 3x3 (the

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import DEFAULT_FEATURES
+from .config import ClientConfig, RunConfig, ServerConfig
 from .errors import PrismError
 
 
@@ -48,6 +48,9 @@ def main() -> None:
     """prism-edge: federated mask training (PRISM) and 1-bit-per-weight generators for devices."""
 
 
+# the defaults shown by --help are the configuration's own (torch-free import)
+_RUN = RunConfig()
+_CLIENT, _SERVER = _RUN.client, _RUN.server
 SEED_HELP = "Seed (0..4294967295) that regenerates the frozen weights; must match the mask's."
 
 
@@ -65,9 +68,9 @@ def archs_cmd() -> None:
 
 
 @main.command("init")
-@click.option("--arch", default="mnist-small", show_default=True,
+@click.option("--arch", default=_RUN.arch, show_default=True,
               help="Architecture name (see `prism-edge archs`).")
-@click.option("--seed", type=int, default=42, show_default=True, help=SEED_HELP)
+@click.option("--seed", type=int, default=_RUN.seed, show_default=True, help=SEED_HELP)
 @click.option("--p", "prob", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Keep probability of every weight in the sampled mask.")
 @click.option("--mask-seed", type=int, default=0, show_default=True,
@@ -123,75 +126,75 @@ def inspect_cmd(file: str, as_json: bool) -> None:
 
 
 @main.command("train")
-@click.option("--dataset", default="mnist", show_default=True,
+@click.option("--dataset", default=_RUN.dataset, show_default=True,
               help="mnist, fashion-mnist, or a folder of images.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder with the dataset files (default: $PRISM_EDGE_DATA, else download).")
-@click.option("--clients", type=click.IntRange(1), default=10, show_default=True,
+@click.option("--clients", type=click.IntRange(1), default=_RUN.clients, show_default=True,
               help="Number of simulated clients.")
-@click.option("--rounds", type=click.IntRange(1), default=20, show_default=True,
+@click.option("--rounds", type=click.IntRange(1), default=_RUN.rounds, show_default=True,
               help="Federated rounds.")
-@click.option("--local-steps", type=click.IntRange(1), default=100, show_default=True,
+@click.option("--local-steps", type=click.IntRange(1), default=_CLIENT.local_steps, show_default=True,
               help="Adam steps on the scores per client per round.")
-@click.option("--batch", type=click.IntRange(2), default=64, show_default=True,
+@click.option("--batch", type=click.IntRange(2), default=_CLIENT.batch, show_default=True,
               help="Generated images per local step.")
-@click.option("--lr", type=float, default=0.1, show_default=True, help="Adam learning rate.")
-@click.option("--split", default="shards:4", show_default=True,
+@click.option("--lr", type=float, default=_CLIENT.lr, show_default=True, help="Adam learning rate.")
+@click.option("--split", default=_RUN.split, show_default=True,
               help="iid | shards:K (K label-sorted shards per client) | dirichlet:ALPHA.")
-@click.option("--arch", default="mnist-small", show_default=True,
+@click.option("--arch", default=_RUN.arch, show_default=True,
               help="Architecture (see `prism-edge archs`).")
-@click.option("--seed", type=int, default=42, show_default=True, help=SEED_HELP)
-@click.option("--features", default=DEFAULT_FEATURES, show_default=True,
+@click.option("--seed", type=int, default=_RUN.seed, show_default=True, help=SEED_HELP)
+@click.option("--features", default=_CLIENT.features, show_default=True,
               help="Feature map of the MMD loss: rff | patch | randconv | rff+patch | rff+randconv "
                    "| rff+pool2+pool4 (adds RFF of 2x and 4x pooled images) "
                    "| encoder:PATH (TorchScript, e.g. from `prism-edge train-encoder`; on Flower "
                    "the file must exist at PATH on every node).")
-@click.option("--n-features", type=click.IntRange(16), default=8192, show_default=True,
+@click.option("--n-features", type=click.IntRange(16), default=_CLIENT.n_features, show_default=True,
               help="Feature dimension D of the loss.")
-@click.option("--estimator", type=click.Choice(["ste", "paper"]), default="ste",
+@click.option("--estimator", type=click.Choice(["ste", "paper"]), default=_CLIENT.estimator,
               show_default=True, help="Gradient estimator of the Bernoulli mask sample.")
-@click.option("--mmd", type=click.Choice(["unbiased", "biased"]), default="unbiased",
+@click.option("--mmd", type=click.Choice(["unbiased", "biased"]), default=_CLIENT.mmd,
               show_default=True, help="MMD estimator (biased = DP-MERF's ||mean - mu||^2).")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=_CLIENT.precision,
               show_default=True,
               help="Generator arithmetic in local training: bf16 runs its convolutions in "
                    "bfloat16: less activation memory, and faster only on CPUs with native bf16 "
                    "(avx512_bf16/AMX; elsewhere emulated and slower). Scores, optimiser and loss "
                    "stay fp32.")
 @click.option("--no-mada", is_flag=True, help="Plain averaging instead of MADA smoothing.")
-@click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0,
+@click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=_SERVER.fraction,
               show_default=True, help="Share of clients sampled each round.")
-@click.option("--min-clients", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--min-clients", type=click.IntRange(1), default=_SERVER.min_clients, show_default=True,
               help="Fewer valid uploads than this keep the old global state.")
-@click.option("--downlink", type=click.Choice(["uint8", "fp32"]), default="uint8",
+@click.option("--downlink", type=click.Choice(["uint8", "fp32"]), default=_SERVER.downlink,
               show_default=True, help="Encoding of the global probability sent to clients.")
-@click.option("--uplink", type=click.Choice(["coded", "packed"]), default="coded",
+@click.option("--uplink", type=click.Choice(["coded", "packed"]), default=_SERVER.uplink,
               show_default=True,
               help="How masks travel: coded = drawn with uniforms the server shares and coded "
                    "against the uint8 downlink (lossless, well under 1 bit/weight once training "
                    "settles); packed = 1 bit/weight.")
-@click.option("--score-init", type=float, default=0.0, show_default=True,
+@click.option("--score-init", type=float, default=_SERVER.score_init, show_default=True,
               help="Initial score of every weight (keep probability sigmoid(score)).")
 @click.option("--prob-clip", type=click.FloatRange(0, 0.5, min_open=True, max_open=True),
-              default=1e-3, show_default=True,
+              default=_SERVER.clip, show_default=True,
               help="The global keep probability is held in [c, 1 - c] (scores within "
                    "+-logit(1 - c)); a smaller c lets weights that every client kept or dropped "
                    "settle for longer (the paper's code does not clip: they lock).")
-@click.option("--final", type=click.Choice(["threshold", "sample"]), default="threshold",
+@click.option("--final", type=click.Choice(["threshold", "sample"]), default=_RUN.final,
               show_default=True, help="final.bits: threshold p > 0.5, or one sample of p.")
-@click.option("--conditional/--unconditional", default=True, show_default=True,
+@click.option("--conditional/--unconditional", default=_RUN.conditional, show_default=True,
               help="Labelled data: a class-conditional generator (the label is written into "
                    "the latent; each client matches per-class statistics). Unlabelled data is "
                    "always unconditional.")
-@click.option("--mode", type=click.Choice(["mask", "dense"]), default="mask", show_default=True,
+@click.option("--mode", type=click.Choice(["mask", "dense"]), default=_RUN.mode, show_default=True,
               help="mask = PRISM; dense = FedAvg of fp32 weights (baseline).")
-@click.option("--sample-every", type=click.IntRange(0), default=5, show_default=True,
+@click.option("--sample-every", type=click.IntRange(0), default=_RUN.sample_every, show_default=True,
               help="Write a sample grid every N rounds (0: only at the end).")
 @click.option("--dp-epsilon", type=click.FloatRange(0, min_open=True), default=None,
               help="Differential privacy: epsilon per client example (default: no DP).")
-@click.option("--dp-delta", type=click.FloatRange(0, 1, min_open=True), default=1e-5,
+@click.option("--dp-delta", type=click.FloatRange(0, 1, min_open=True), default=_RUN.dp_delta,
               show_default=True, help="Differential privacy delta.")
-@click.option("--dp-clip", type=click.FloatRange(0, min_open=True), default=1.0,
+@click.option("--dp-clip", type=click.FloatRange(0, min_open=True), default=_RUN.dp_clip,
               show_default=True, help="L2 clipping bound of each example's feature vector.")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch CPU threads (default: all cores).")
@@ -202,12 +205,18 @@ def train_cmd(**o) -> None:
     """Federated PRISM training (in-process simulation of all clients)."""
     import torch
 
-    from .config import ClientConfig, RunConfig, ServerConfig
     from .train import run
 
     if o["threads"]:
         torch.set_num_threads(o["threads"])
-    cfg = RunConfig(
+    summary = run(run_config(o), o["out"], resume=o["resume"])
+    click.echo(f"done in {summary['minutes']} min: {o['out']}/final.bits "
+               f"({summary['privacy']})")
+
+
+def run_config(o: dict) -> RunConfig:
+    """The RunConfig that `train`'s options describe."""
+    return RunConfig(
         dataset=o["dataset"], data_dir=o["data_dir"], arch=o["arch"], seed=o["seed"],
         clients=o["clients"], rounds=o["rounds"], split=o["split"], final=o["final"],
         sample_every=o["sample_every"], mode=o["mode"], conditional=o["conditional"],
@@ -220,9 +229,6 @@ def train_cmd(**o) -> None:
                             min_clients=o["min_clients"], downlink=o["downlink"],
                             uplink=o["uplink"], score_init=o["score_init"],
                             clip=o["prob_clip"]))
-    summary = run(cfg, o["out"], resume=o["resume"])
-    click.echo(f"done in {summary['minutes']} min: {o['out']}/final.bits "
-               f"({summary['privacy']})")
 
 
 def _parse_grid(ctx, param, value: str) -> tuple[int, int]:

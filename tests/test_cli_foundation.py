@@ -40,3 +40,22 @@ def test_inspect_bad_file_one_line_no_traceback(tmp_path, damage):
 def test_init_unwritable_path_leaves_nothing(tmp_path):
     r = run("init", "-o", str(tmp_path / "nope" / "m.bits"))
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_defaults_are_the_configs():
+    """`prism-edge train` with no options describes RunConfig() (bar the data folder), and
+    each option reaches its field (a changed option changes exactly that field)."""
+    from prism_edge.cli import run_config, train_cmd
+    from prism_edge.config import RunConfig
+
+    def cfg(*args):
+        return run_config(train_cmd.make_context("train", list(args)).params).to_dict()
+
+    assert cfg() == RunConfig().to_dict()
+    changed = cfg("--seed", "7", "--no-mada", "--local-steps", "3", "--prob-clip", "0.01",
+                  "--unconditional", "--uplink", "packed")
+    want = RunConfig().to_dict()
+    want.update(seed=7, conditional=False)
+    want["client"]["local_steps"] = 3
+    want["server"].update(mada=False, clip=0.01, uplink="packed")
+    assert changed == want

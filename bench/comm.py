@@ -113,4 +113,4 @@ def _plot(series) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report.run_main(main)

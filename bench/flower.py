@@ -74,4 +74,4 @@ def main(argv: list[str] | None = None) -> list[list]:
 
 
 if __name__ == "__main__":
-    main()
+    report.run_main(main)

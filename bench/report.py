@@ -65,3 +65,14 @@ def write(name: str, title: str, body: str, notes: str = "") -> Path:
     tmp.replace(path)
     print(body)
     return path
+
+
+def run_main(main) -> None:
+    """A benchmark's entry point: a user error (missing dataset, bad file) is one line, exit 2."""
+    from prism_edge.errors import PrismError
+
+    try:
+        main()
+    except PrismError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

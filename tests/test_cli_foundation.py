@@ -43,8 +43,8 @@ def test_init_unwritable_path_leaves_nothing(tmp_path):
 
 
 def test_train_defaults_are_the_configs():
-    """`prism-edge train` with no options describes RunConfig() (bar the data folder), and
-    each option reaches its field (a changed option changes exactly that field)."""
+    """`prism-edge train` with no options describes RunConfig(), and the options given here
+    (one of each kind: value, flag, switch, choice) change exactly their own fields."""
     from prism_edge.cli import run_config, train_cmd
     from prism_edge.config import RunConfig
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prism_edge.architectures import DEFAULT_ARCH, build_generator
+from prism_edge.architectures import build_generator
 from prism_edge.client import local_train
 from prism_edge.config import DEFAULT_FEATURES, ClientConfig, RunConfig, ServerConfig
 from prism_edge.data import load_dataset
@@ -208,15 +208,16 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
 
 def cli_of(cfg: RunConfig, out: str) -> str:
     c, s = cfg.client, cfg.server
+    default = RunConfig()  # what `prism-edge train` assumes for an option left out
     parts = [f"prism-edge train --dataset {cfg.dataset} --clients {cfg.clients} --split {cfg.split}",
              f"--rounds {cfg.rounds} --local-steps {c.local_steps} --features {c.features}",
              f"--lr {c.lr}", "--no-mada" if not s.mada else "",
              "--mode dense" if cfg.mode == "dense" else "",
              "" if cfg.conditional else "--unconditional",
              "--final sample" if cfg.final == "sample" else "",
-             f"--prob-clip {s.clip:g}" if s.clip != ServerConfig().clip else "",
-             "" if cfg.arch == DEFAULT_ARCH else f"--arch {cfg.arch}",
-             "" if cfg.seed == RunConfig().seed else f"--seed {cfg.seed}", f"-o {out}"]
+             f"--prob-clip {s.clip:g}" if s.clip != default.server.clip else "",
+             "" if cfg.arch == default.arch else f"--arch {cfg.arch}",
+             "" if cfg.seed == default.seed else f"--seed {cfg.seed}", f"-o {out}"]
     cmd = " ".join(p for p in parts if p)
     for grid in GRIDS.values():
         if f"encoder:{encoder_path(cfg.dataset, grid)}" in c.features:

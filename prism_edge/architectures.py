@@ -243,7 +243,6 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         "paper-resnet", "the PRISM paper's 32x32 ResNet generator (nz 128, ngf 64)",
         {"nz": 128, "ngf": 64, "channels": 3, "size": 32}, _resnet),
 }
-DEFAULT_ARCH = "mnist-small"
 
 
 class ArchitectureError(ValueError):

@@ -133,3 +133,14 @@ def test_every_app_config_key_reaches_the_run_config():
     cfg, _ = run_config(rc)
     assert set(keys) - rc.read == set()
     assert cfg.server.clip == 1e-6 and cfg.server.score_init == -1.5
+
+
+def test_a_left_out_app_config_key_takes_the_cli_default():
+    """run_config of an empty Flower config is RunConfig(): the apps and `prism-edge train`
+    share one set of defaults."""
+    from prism_edge.config import RunConfig
+    from prism_edge.flower.common import run_config
+
+    cfg, deploy = run_config({})
+    assert cfg.to_dict() == RunConfig().to_dict()
+    assert deploy == {"out_dir": "runs/flower", "resume": False, "round_timeout": 600.0}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..config import DEFAULT_FEATURES, ClientConfig, RunConfig, ServerConfig
+from ..config import ClientConfig, RunConfig, ServerConfig
 
 ARRAYS, CONFIG, METRICS = "arrays", "config", "metrics"
 DOWN_KEY, MASK_KEY = "global", "mask"
@@ -13,31 +13,37 @@ DOWN_KEY, MASK_KEY = "global", "mask"
 
 def run_config(rc: dict) -> tuple[RunConfig, dict]:
     """Flower's flat run config (pyproject [tool.flwr.app.config] + --run-config) -> RunConfig
-    plus the deployment options (out-dir, resume, round-timeout)."""
+    plus the deployment options (out-dir, resume, round-timeout). A key left out takes
+    RunConfig's default, as a left-out option of `prism-edge train` does."""
+    d = RunConfig()
+    c, s = d.client, d.server
+
     def get(key, default):
         return rc.get(key, default)
 
     eps = float(get("dp-epsilon", 0.0))
     cfg = RunConfig(
-        dataset=str(get("dataset", "mnist")), data_dir=str(get("data-dir", "")) or None,
-        arch=str(get("arch", "mnist-small")), seed=int(get("seed", 42)),
-        clients=int(get("num-clients", 3)), rounds=int(get("rounds", 2)),
-        split=str(get("split", "iid")), final=str(get("final", "threshold")),
-        sample_every=int(get("sample-every", 0)), mode="mask",
-        conditional=bool(get("conditional", True)),
-        dp_epsilon=eps if eps > 0 else None, dp_delta=float(get("dp-delta", 1e-5)),
-        dp_clip=float(get("dp-clip", 1.0)),
-        client=ClientConfig(local_steps=int(get("local-steps", 100)), batch=int(get("batch", 64)),
-                            lr=float(get("lr", 0.1)), estimator=str(get("estimator", "ste")),
-                            mmd=str(get("mmd", "unbiased")), features=str(get("features", DEFAULT_FEATURES)),
-                            n_features=int(get("n-features", 8192)),
-                            precision=str(get("precision", "fp32"))),
-        server=ServerConfig(mada=bool(get("mada", True)), fraction=float(get("fraction", 1.0)),
-                            min_clients=int(get("min-clients", 1)),
-                            downlink=str(get("downlink", "uint8")),
-                            uplink=str(get("uplink", "coded")),
-                            score_init=float(get("score-init", 0.0)),
-                            clip=float(get("prob-clip", 1e-3))))
+        dataset=str(get("dataset", d.dataset)), data_dir=str(get("data-dir", "")) or None,
+        arch=str(get("arch", d.arch)), seed=int(get("seed", d.seed)),
+        clients=int(get("num-clients", d.clients)), rounds=int(get("rounds", d.rounds)),
+        split=str(get("split", d.split)), final=str(get("final", d.final)),
+        sample_every=int(get("sample-every", d.sample_every)), mode="mask",
+        conditional=bool(get("conditional", d.conditional)),
+        dp_epsilon=eps if eps > 0 else None, dp_delta=float(get("dp-delta", d.dp_delta)),
+        dp_clip=float(get("dp-clip", d.dp_clip)),
+        client=ClientConfig(local_steps=int(get("local-steps", c.local_steps)),
+                            batch=int(get("batch", c.batch)), lr=float(get("lr", c.lr)),
+                            estimator=str(get("estimator", c.estimator)),
+                            mmd=str(get("mmd", c.mmd)), features=str(get("features", c.features)),
+                            n_features=int(get("n-features", c.n_features)),
+                            precision=str(get("precision", c.precision))),
+        server=ServerConfig(mada=bool(get("mada", s.mada)),
+                            fraction=float(get("fraction", s.fraction)),
+                            min_clients=int(get("min-clients", s.min_clients)),
+                            downlink=str(get("downlink", s.downlink)),
+                            uplink=str(get("uplink", s.uplink)),
+                            score_init=float(get("score-init", s.score_init)),
+                            clip=float(get("prob-clip", s.clip))))
     deploy = {"out_dir": str(get("out-dir", "runs/flower")), "resume": bool(get("resume", False)),
               "round_timeout": float(get("round-timeout", 600.0))}
     return cfg, deploy

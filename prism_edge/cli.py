@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import ClientConfig, RunConfig, ServerConfig
+from .config import OPTIMIZER_STATES, ClientConfig, RunConfig, ServerConfig
 from .errors import PrismError
 
 
@@ -161,6 +161,10 @@ def inspect_cmd(file: str, as_json: bool) -> None:
                    "bfloat16: less activation memory, and faster only on CPUs with native bf16 "
                    "(avx512_bf16/AMX; elsewhere emulated and slower). Scores, optimiser and loss "
                    "stay fp32.")
+@click.option("--optimizer-state", type=click.Choice(OPTIMIZER_STATES),
+              default=_CLIENT.optimizer_state, show_default=True,
+              help="Each client's Adam moments across rounds: persist (the paper) or reset "
+                   "(fresh each round).")
 @click.option("--no-mada", is_flag=True, help="Plain averaging instead of MADA smoothing.")
 @click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=_SERVER.fraction,
               show_default=True, help="Share of clients sampled each round.")
@@ -224,7 +228,8 @@ def run_config(o: dict) -> RunConfig:
         dp_delta=o["dp_delta"], dp_clip=o["dp_clip"],
         client=ClientConfig(local_steps=o["local_steps"], batch=o["batch"], lr=o["lr"],
                             estimator=o["estimator"], mmd=o["mmd"], features=o["features"],
-                            n_features=o["n_features"], precision=o["precision"]),
+                            n_features=o["n_features"], precision=o["precision"],
+                            optimizer_state=o["optimizer_state"]),
         server=ServerConfig(mada=not o["no_mada"], fraction=o["fraction"],
                             min_clients=o["min_clients"], downlink=o["downlink"],
                             uplink=o["uplink"], score_init=o["score_init"],

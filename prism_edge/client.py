@@ -71,7 +71,11 @@ def client_update(gen: Generator, fm: FeatureMap, stats: DataStats, global_score
 def local_train(gen: Generator, fm: FeatureMap, stats: DataStats, cfg: ClientConfig, lr: float,
                 opt_state: dict | None, progress=None) -> tuple[list[float], dict]:
     """L Adam steps on the model's scores (or dense weights) against the fixed statistics."""
-    opt = Adam([m.scores for m in masked_layers(gen)], lr, tuple(cfg.betas), state=opt_state)
+    # reset: the moments start afresh each round, so a score held at the clip, whose gradient
+    # p(1 - p) shrinks, is not slowed by the larger gradients of earlier rounds
+    keep = cfg.optimizer_state == "persist"
+    opt = Adam([m.scores for m in masked_layers(gen)], lr, tuple(cfg.betas),
+               state=opt_state if keep else None)
     release_free_memory()
     losses = []
     # bf16: the generator's convolutions and matmuls run in bfloat16 (scores, optimiser, feature

@@ -22,9 +22,11 @@ class ClientConfig:
     n_features: int = 8192
     feature_seed: int = 0
     precision: str = "fp32"  # generator arithmetic: fp32 | bf16 (autocast; see local_train)
+    optimizer_state: str = "persist"  # Adam state across rounds: persist (paper) | reset
 
 
 PRECISIONS = ("fp32", "bf16")
+OPTIMIZER_STATES = ("persist", "reset")
 
 
 @dataclass
@@ -74,6 +76,9 @@ def check_settings(cfg: RunConfig) -> None:
     """Settings whose values are only known at run time (Flower run config, checkpoints)."""
     if cfg.client.precision not in PRECISIONS:
         raise PrismError(f"unknown precision {cfg.client.precision!r}; use fp32 or bf16")
+    if cfg.client.optimizer_state not in OPTIMIZER_STATES:
+        raise PrismError(f"unknown optimizer state {cfg.client.optimizer_state!r}; "
+                         "use persist or reset")
     if cfg.server.uplink not in ("coded", "packed"):
         raise PrismError(f"unknown uplink {cfg.server.uplink!r}; use coded or packed")
     if cfg.server.uplink == "coded" and cfg.server.downlink != "uint8" and cfg.mode == "mask":

@@ -53,9 +53,9 @@ def test_train_defaults_are_the_configs():
 
     assert cfg() == RunConfig().to_dict()
     changed = cfg("--seed", "7", "--no-mada", "--local-steps", "3", "--prob-clip", "0.01",
-                  "--unconditional", "--uplink", "packed")
+                  "--unconditional", "--uplink", "packed", "--optimizer-state", "reset")
     want = RunConfig().to_dict()
     want.update(seed=7, conditional=False)
-    want["client"]["local_steps"] = 3
+    want["client"].update(local_steps=3, optimizer_state="reset")
     want["server"].update(mada=False, clip=0.01, uplink="packed")
     assert changed == want

@@ -100,3 +100,32 @@ def test_clients_with_one_class_each(tmp_path, data_root, mnist_train):
     labels = mnist_train.labels.numpy()
     parts = partition(labels, len(labels), 10, "shards:1", 42)
     assert sum(len(np.unique(labels[p])) == 1 for p in parts) >= 2  # some hold a single class
+
+
+def test_reset_optimizer_state_ignores_the_last_rounds_moments(data_root):
+    """--optimizer-state reset: local training from a stale Adam state is training from none;
+    persist (the default) does use it."""
+    from dataclasses import replace
+
+    from prism_edge.client import local_train
+    from prism_edge.masked import get_flat_scores, set_flat_scores, set_mode
+    from prism_edge.train import prepare
+
+    cfg = RunConfig(data_dir=str(data_root), clients=2, rounds=1, split="iid", sample_every=0,
+                    client=ClientConfig(local_steps=3, batch=8, n_features=128))
+    s = prepare(cfg)
+    n = s.gen.num_masked
+    stale = {"step": 50, "exp_avg": torch.full((n,), 0.5), "exp_avg_sq": torch.full((n,), 10.0)}
+
+    def scores_after(ccfg, state):
+        torch.manual_seed(0)
+        set_flat_scores(s.gen, torch.zeros(n))
+        set_mode(s.gen, "sample", ccfg.estimator)
+        local_train(s.gen, s.fm, s.stats[0], ccfg, ccfg.lr,
+                    None if state is None else {k: v.clone() if torch.is_tensor(v) else v
+                                                for k, v in state.items()})
+        return get_flat_scores(s.gen).detach().clone()
+
+    reset = replace(cfg.client, optimizer_state="reset")
+    assert torch.equal(scores_after(reset, stale), scores_after(reset, None))
+    assert not torch.equal(scores_after(cfg.client, stale), scores_after(cfg.client, None))

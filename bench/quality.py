@@ -189,7 +189,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                "client": {**deep30x40["client"], "local_steps": 12000}}, server={"mada": False}),
         # each client's Adam moments reset every round: after 30 rounds 80-95% of the global
         # probabilities are at the clip, where a score's gradient is scaled by p(1 - p) = 0.001
-        # and the second moment remembers the larger gradients of earlier rounds
+        # and the second moment remembers the larger gradients of earlier rounds (79.0 vs 78.2)
         "prism-no-mada-30x40-cond-enc-resize-deep-lr0.3-adam-reset": cfg(
             **{**deep30x40, "client": {**deep30x40["client"], "optimizer_state": "reset"}},
             server={"mada": False}),

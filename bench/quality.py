@@ -187,6 +187,14 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "centralized-1x12000-cond-enc-resize-deep-lr0.3": cfg(
             **{**deep30x40, "clients": 1, "split": "iid", "rounds": 1,
                "client": {**deep30x40["client"], "local_steps": 12000}}, server={"mada": False}),
+        # one client with all the data for the sequential steps a federated client takes
+        # (1,200 at 30 x 40; 2,400 in the --fraction 0.5 row)
+        "centralized-1x1200-cond-enc-resize-deep-lr0.3": cfg(
+            **{**deep30x40, "clients": 1, "split": "iid", "rounds": 1,
+               "client": {**deep30x40["client"], "local_steps": 1200}}, server={"mada": False}),
+        "centralized-1x2400-cond-enc-resize-deep-lr0.3": cfg(
+            **{**deep30x40, "clients": 1, "split": "iid", "rounds": 1,
+               "client": {**deep30x40["client"], "local_steps": 2400}}, server={"mada": False}),
         # each client's Adam moments reset every round: after 30 rounds 80-95% of the global
         # probabilities are at the clip, where a score's gradient is scaled by p(1 - p) = 0.001
         # and the second moment remembers the larger gradients of earlier rounds (79.0 vs 78.2)

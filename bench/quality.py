@@ -187,8 +187,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "centralized-1x12000-cond-enc-resize-deep-lr0.3": cfg(
             **{**deep30x40, "clients": 1, "split": "iid", "rounds": 1,
                "client": {**deep30x40["client"], "local_steps": 12000}}, server={"mada": False}),
-        # one client with all the data for the sequential steps a federated client takes
-        # (1,200 at 30 x 40; 2,400 in the --fraction 0.5 row): 108.1 and 72.2, so the ten
+        # one client with all the data for a federated run's sequential steps (rounds x local
+        # steps: 1,200 at 30 x 40; 2,400 in the --fraction 0.5 row): 108.1 and 72.2, so the ten
         # clients' 12,000 steps (78.2) are worth about 2,000-2,400 uninterrupted ones
         "centralized-1x1200-cond-enc-resize-deep-lr0.3": cfg(
             **{**deep30x40, "clients": 1, "split": "iid", "rounds": 1,

@@ -98,6 +98,12 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
     resize45 = {**resize, "final": "threshold", "client": {**resize["client"], "local_steps": 45}}
     deep45 = {**resize45, "arch": "mnist-resize-deep"}
     deep30x40 = {**deep45, "rounds": 30, "client": {**deep45["client"], "local_steps": 40}}
+
+    def central(steps: int, **client) -> dict:
+        """deep30x40 as one client with all the data training ``steps`` steps in one round."""
+        return {**deep30x40, "clients": 1, "split": "iid", "rounds": 1,
+                "client": {**deep30x40["client"], "local_steps": steps, **client}}
+
     wide = dict(rounds=20, conditional=True, arch="mnist-wide",
                 client={"local_steps": 50, "features": DEFAULT_FEATURES})
     return {
@@ -184,18 +190,15 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "prism-mada-30x40-cond-enc-resize-deep-lr0.3": cfg(**deep30x40),
         # one client with all the data training without a break for the 12,000 steps the ten
         # clients take together (one round: a round trip would reset its scores to +-6.9)
-        "centralized-1x12000-cond-enc-resize-deep-lr0.3": cfg(
-            **{**deep30x40, "clients": 1, "split": "iid", "rounds": 1,
-               "client": {**deep30x40["client"], "local_steps": 12000}}, server={"mada": False}),
+        "centralized-1x12000-cond-enc-resize-deep-lr0.3": cfg(**central(12000),
+                                                               server={"mada": False}),
         # one client with all the data for a federated run's sequential steps (rounds x local
         # steps: 1,200 at 30 x 40; 2,400 in the --fraction 0.5 row): 108.1 and 72.2, so the ten
         # clients' 12,000 steps (78.2) are worth about 2,000-2,400 uninterrupted ones
-        "centralized-1x1200-cond-enc-resize-deep-lr0.3": cfg(
-            **{**deep30x40, "clients": 1, "split": "iid", "rounds": 1,
-               "client": {**deep30x40["client"], "local_steps": 1200}}, server={"mada": False}),
-        "centralized-1x2400-cond-enc-resize-deep-lr0.3": cfg(
-            **{**deep30x40, "clients": 1, "split": "iid", "rounds": 1,
-               "client": {**deep30x40["client"], "local_steps": 2400}}, server={"mada": False}),
+        "centralized-1x1200-cond-enc-resize-deep-lr0.3": cfg(**central(1200),
+                                                              server={"mada": False}),
+        "centralized-1x2400-cond-enc-resize-deep-lr0.3": cfg(**central(2400),
+                                                              server={"mada": False}),
         # each client's Adam moments reset every round: after 30 rounds 80-95% of the global
         # probabilities are at the clip, where a score's gradient is scaled by p(1 - p) = 0.001
         # and the second moment remembers the larger gradients of earlier rounds (79.0 vs 78.2)
@@ -205,8 +208,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # its dense twin: what the same 12,000 uninterrupted steps give fp32 weights (25.5: the
         # mask is 1.71x dense without federation, 2.05x with it)
         "centralized-dense-1x12000-cond-enc-resize-deep": cfg(
-            **{**deep30x40, "clients": 1, "split": "iid", "rounds": 1, "mode": "dense",
-               "client": {**deep30x40["client"], "local_steps": 12000, "lr": 1e-2}}),
+            **{**central(12000, lr=1e-2), "mode": "dense"}),
         # the same 12,000 client steps as 60 rounds of 5 sampled clients: twice the sequential
         # steps of the 30 x 40 row, averages of 5 masks instead of 10 (85.5 vs 78.2: no gain)
         "prism-no-mada-60x40-frac0.5-cond-enc-resize-deep-lr0.3": cfg(

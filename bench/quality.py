@@ -213,6 +213,15 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # steps of the 30 x 40 row, averages of 5 masks instead of 10 (85.5 vs 78.2: no gain)
         "prism-no-mada-60x40-frac0.5-cond-enc-resize-deep-lr0.3": cfg(
             **{**deep30x40, "rounds": 60}, server={"mada": False, "fraction": 0.5}),
+        # twice the width (a random network must be wider than a trained one to hold as good a
+        # subnetwork), its dense twin at that width, and 4x the rounds at the reference width
+        "prism-no-mada-30x40-cond-enc-resize-deep-wide-lr0.3": cfg(
+            **{**deep30x40, "arch": "mnist-resize-deep-wide"}, server={"mada": False}),
+        "dense-fedavg-30x40-cond-enc-resize-deep-wide": cfg(
+            **{**deep30x40, "arch": "mnist-resize-deep-wide", "mode": "dense",
+               "client": {**deep30x40["client"], "lr": 1e-2}}),
+        "prism-no-mada-120x40-cond-enc-resize-deep-lr0.3": cfg(
+            **{**deep30x40, "rounds": 120}, server={"mada": False}),
         "prism-fashion-no-mada-20x45-cond-enc-resize-deep-lr0.3": cfg(
             **{**deep45, "dataset": "fashion-mnist"}, server={"mada": False}),
         # the encoder's first two stages pooled to 7x7 cells instead of 4x4 and 3x3 (the
@@ -232,7 +241,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
     }
 
 
-def cli_of(cfg: RunConfig, out: str) -> str:
+def cli_of(cfg: RunConfig, out: str, device: str = "cpu") -> str:
     c, s = cfg.client, cfg.server
     default = RunConfig()  # what `prism-edge train` assumes for an option left out
     parts = [f"prism-edge train --dataset {cfg.dataset} --clients {cfg.clients} --split {cfg.split}",
@@ -246,7 +255,8 @@ def cli_of(cfg: RunConfig, out: str) -> str:
              f"--optimizer-state {c.optimizer_state}"
              if c.optimizer_state != default.client.optimizer_state else "",
              "" if cfg.arch == default.arch else f"--arch {cfg.arch}",
-             "" if cfg.seed == default.seed else f"--seed {cfg.seed}", f"-o {out}"]
+             "" if cfg.seed == default.seed else f"--seed {cfg.seed}",
+             "" if device == "cpu" else f"--device {device}", f"-o {out}"]
     cmd = " ".join(p for p in parts if p)
     for grid in GRIDS.values():
         if f"encoder:{encoder_path(cfg.dataset, grid)}" in c.features:
@@ -291,8 +301,9 @@ def federated(args) -> None:
             minutes = json.loads((out / "summary.json").read_text())["minutes"]
         else:
             t = time.time()
-            run(cfg, out, progress=False)
+            run(cfg, out, progress=False, device=args.device)
             minutes = (time.time() - t) / 60
+        trained_on = json.loads((out / "summary.json").read_text()).get("device", "cpu")
         if cfg.dataset not in refs:
             refs[cfg.dataset] = Reference(load_dataset(cfg.dataset, "train", data_dir),
                                           load_dataset(cfg.dataset, "test", data_dir), args.n)
@@ -306,12 +317,20 @@ def federated(args) -> None:
             grid, nrow = by_class.reshape(classes, -1, *by_class.shape[1:])[:, :8].reshape(
                 -1, *by_class.shape[1:]), 8
         save_grid(grid, OUT / f"{name}.png", nrow=nrow)
-        row = {"name": name, "cmd": cli_of(cfg, str(out)), "minutes": round(minutes, 1),
+        device = trained_on.partition(" ")[0]
+        row = {"name": name, "cmd": cli_of(cfg, str(out), device), "minutes": round(minutes, 1),
+               "device": trained_on,
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **r}
         print(json.dumps(row), flush=True)
         with (OUT / "federated.jsonl").open("a") as fh:
             fh.write(json.dumps(row) + "\n")
         write_federated_table(args.n)
+
+
+def _minutes(row: dict) -> float | str:
+    """Minutes of training; a row whose clients trained on a GPU says so (not this CPU's time)."""
+    device = row.get("device", "cpu")
+    return row["minutes"] if device == "cpu" else f"{row['minutes']} on {device}"
 
 
 def write_federated_table(n: int) -> None:
@@ -321,7 +340,7 @@ def write_federated_table(n: int) -> None:
         ["variant", "measured", "minutes", "FID-LeNet", "floor", "ratio (goal <= 6, fashion <= 8)",
          "conf >= 0.9 (goal >= 80%)", "class share min-max (goal 5-15%)", "coverage", "recall",
          "label read back", "grid"],
-        [[r["name"], r.get("date", ""), r["minutes"], round(r["fid"], 1), round(r["fid_floor"], 2),
+        [[r["name"], r.get("date", ""), _minutes(r), round(r["fid"], 1), round(r["fid_floor"], 2),
           round(r["floor_ratio"], 1), f"{r.get('confident_fraction', 0):.0%}",
           f"{r.get('min_class_share', 0):.1%}-{r.get('max_class_share', 0):.1%}",
           round(r["coverage"], 3), round(r["recall"], 3),
@@ -601,6 +620,8 @@ def main() -> None:
     f.add_argument("--threads", type=int, default=1)
     f.add_argument("-n", type=int, default=10000)
     f.add_argument("--data-dir", default=None)
+    f.add_argument("--device", default="cpu",
+                   help="where the clients train: cpu | cuda | cuda:N | auto")
     f.add_argument("--score-only", action="store_true",
                    help="score a variant's finished run again instead of training it anew")
     s = sub.add_parser("screen")

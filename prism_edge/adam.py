@@ -17,14 +17,17 @@ class Adam:
                  eps: float = 1e-8, state: dict | None = None):
         self.params, self.lr, self.betas, self.eps = list(params), lr, tuple(betas), eps
         n = sum(p.numel() for p in self.params)
+        dev = self.params[0].device
         if state is None:
-            state = {"step": 0, "exp_avg": torch.zeros(n), "exp_avg_sq": torch.zeros(n)}
+            state = {"step": 0, "exp_avg": torch.zeros(n, device=dev),
+                     "exp_avg_sq": torch.zeros(n, device=dev)}
         if state["exp_avg"].numel() != n or state["exp_avg_sq"].numel() != n:
             raise ValueError(f"optimiser state holds {state['exp_avg'].numel()} values for {n} "
                              "parameters; it belongs to another architecture")
         # the moments are updated in place: the optimiser owns the state it is given
         self.step_count = int(state["step"])
-        self.exp_avg, self.exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        # a state read from a checkpoint (CPU) moves to the parameters' device once
+        self.exp_avg, self.exp_avg_sq = state["exp_avg"].to(dev), state["exp_avg_sq"].to(dev)
         sizes = [p.numel() for p in self.params]
         # per-parameter views into the flat moments: updates land in the flat tensors
         self._m = [v.view(p.shape) for v, p in zip(self.exp_avg.split(sizes), self.params)]

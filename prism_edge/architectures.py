@@ -236,6 +236,10 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         "mnist-resize-deep", "mnist-resize with one more 3x3 conv at 7x7 and at 14x14",
         {"nz": 64, "ngf": 64, "channels": 1, "size": 28},
         lambda c: _dcgan(c, 7, resize=True, extra=1)),
+    "mnist-resize-deep-wide": ArchSpec(
+        "mnist-resize-deep-wide", "mnist-resize-deep at twice the width (ngf 128, 2.8x the "
+        "weights)", {"nz": 64, "ngf": 128, "channels": 1, "size": 28},
+        lambda c: _dcgan(c, 7, resize=True, extra=1)),
     "cifar-small": ArchSpec(
         "cifar-small", "32x32 RGB DCGAN-style generator",
         {"nz": 64, "ngf": 64, "channels": 3, "size": 32}, lambda c: _dcgan(c, 4)),

@@ -202,6 +202,10 @@ def inspect_cmd(file: str, as_json: bool) -> None:
               show_default=True, help="L2 clipping bound of each example's feature vector.")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch CPU threads (default: all cores).")
+@click.option("--device", default="cpu", show_default=True,
+              help="Where the simulated clients train: cpu | cuda | cuda:N | auto (a CUDA GPU "
+                   "if torch sees one). The seed's weights are the same on each; the training "
+                   "draws are not, so resume on the device a run started on.")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default="runs/train",
               show_default=True, help="Output directory.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
@@ -213,7 +217,7 @@ def train_cmd(**o) -> None:
 
     if o["threads"]:
         torch.set_num_threads(o["threads"])
-    summary = run(run_config(o), o["out"], resume=o["resume"])
+    summary = run(run_config(o), o["out"], resume=o["resume"], device=o["device"])
     click.echo(f"done in {summary['minutes']} min: {o['out']}/final.bits "
                f"({summary['privacy']})")
 

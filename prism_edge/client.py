@@ -19,7 +19,7 @@ from .coding import coupled_sample, encode
 from .config import ClientConfig
 from .errors import PrismError
 from .features import FeatureMap
-from .masked import get_flat_scores, masked_layers, set_flat_scores, set_mode
+from .masked import get_flat_scores, masked_layers, model_device, set_flat_scores, set_mode
 from .memory import release_free_memory
 from .stats import DataStats, mmd_loss
 
@@ -57,7 +57,7 @@ def client_update(gen: Generator, fm: FeatureMap, stats: DataStats, global_score
     losses, state = local_train(gen, fm, stats, cfg, cfg.lr, opt_state, progress)
     set_mode(gen, "fixed")
     with torch.no_grad():
-        p = torch.sigmoid(get_flat_scores(gen)).numpy()
+        p = torch.sigmoid(get_flat_scores(gen)).cpu().numpy()
     mask = coupled_sample(p, seed)
     packed = np.packbits(mask)
     coded = None
@@ -84,10 +84,12 @@ def local_train(gen: Generator, fm: FeatureMap, stats: DataStats, cfg: ClientCon
     if gen.config.classes != (0 if stats.class_probs is None else len(stats.class_probs)):
         raise PrismError(f"the generator has {gen.config.classes} classes but the client's "
                          f"statistics {stats.mean.shape[0]}; build both from one run config")
+    dev = model_device(gen)
     labels = stats.batch_labels(cfg.batch)  # the same every step: the client's class shares
+    labels = None if labels is None else labels.to(dev)
     for step in range(cfg.local_steps):
-        z = torch.randn(cfg.batch, gen.nz)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        z = torch.randn(cfg.batch, gen.nz, device=dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             x = gen(z, labels)
         loss = mmd_loss(fm(x.float()), stats, cfg.mmd, labels)
         opt.zero_grad()

@@ -85,7 +85,8 @@ class RFF(nn.Module):
             rng.uniform(0, 2 * math.pi, n_features).astype(np.float32)))
         self.scale = math.sqrt(2.0 / n_features)
         # ~2 MB: 64 rows of W in float32 at a time
-        self._buf = torch.empty(min(dim, max(1, (1 << 19) // n_features)), n_features)
+        self.register_buffer("_buf", torch.empty(min(dim, max(1, (1 << 19) // n_features)),
+                                                 n_features), persistent=False)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         z = _HalfStoredMatmul.apply(v.flatten(1).float(), self.w, self._buf)

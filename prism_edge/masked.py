@@ -112,7 +112,9 @@ class MaskedLayer(nn.Module):
 
     def fixed_mask(self) -> torch.Tensor:
         """The installed mask as bool (all ones before any is installed)."""
-        return torch.ones(self.shape, dtype=torch.bool) if self.mask is None else self.mask
+        if self.mask is None:
+            return torch.ones(self.shape, dtype=torch.bool, device=self.frozen.device)
+        return self.mask
 
 
 class MaskedLinear(MaskedLayer):
@@ -176,6 +178,11 @@ def set_mode(model: nn.Module, mode: str, estimator: str | None = None) -> None:
             m.estimator = estimator
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's masked weights live (the simulation may train on a GPU)."""
+    return masked_layers(model)[0].frozen.device
+
+
 def get_flat_scores(model: nn.Module) -> torch.Tensor:
     return torch.cat([m.scores.detach().reshape(-1) for m in masked_layers(model)])
 
@@ -199,6 +206,6 @@ def set_flat_mask(model: nn.Module, flat) -> None:
         raise ValueError(f"mask has {flat.numel()} entries, the model has {total} masked weights")
     offset = 0
     for m in masked_layers(model):
-        m.mask = flat[offset:offset + m.numel].reshape(m.shape).clone()
+        m.mask = flat[offset:offset + m.numel].reshape(m.shape).to(m.frozen.device, copy=True)
         offset += m.numel
     set_mode(model, "fixed")

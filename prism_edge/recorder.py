@@ -18,7 +18,7 @@ from .config import RunConfig
 from .errors import PrismError
 from .images import save_grid
 from .latent import by_class_latents, latents
-from .masked import layer_sizes, set_flat_mask, set_flat_scores, set_mode
+from .masked import layer_sizes, model_device, set_flat_mask, set_flat_scores, set_mode
 from .server import ServerState
 
 N_PREVIEW = 64
@@ -43,7 +43,7 @@ def preview(gen: Generator, n: int = N_PREVIEW, seed: int = 0) -> tuple[np.ndarr
     else:
         per, z = 8, latents(n, gen.nz, seed)
     with torch.no_grad():
-        return gen(torch.from_numpy(z)).numpy(), per
+        return gen(torch.from_numpy(z).to(model_device(gen))).cpu().numpy(), per
 
 
 class RunRecorder:
@@ -98,13 +98,18 @@ class RunRecorder:
             images, per = preview(self.gen)
             save_grid(images, self.out / "samples" / f"round_{state.round:04d}.png", nrow=per)
 
-    def finish(self, state: ServerState, privacy: str, minutes: float) -> dict:
+    def finish(self, state: ServerState, privacy: str, minutes: float,
+               device: str | None = None) -> dict:
+        """Write final.png, final.bits (or final.pt) and summary.json; ``device``: where the
+        clients trained, when one process ran them all (the simulation)."""
         cfg, gen = self.cfg, self.gen
         self.install(state)
         images, per = preview(gen)
         save_grid(images, self.out / "final.png", nrow=per)
         summary = {"rounds": state.round, "minutes": round(minutes, 2), "privacy": privacy,
                    "masked_weights": gen.num_masked}
+        if device is not None:
+            summary["device"] = device
         meta = {"kind": cfg.final, "dataset": cfg.dataset, "rounds": state.round,
                 "split": cfg.split, "clients": cfg.clients, "privacy": privacy}
         if cfg.mode == "dense":

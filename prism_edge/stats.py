@@ -27,6 +27,11 @@ class DataStats:
     privacy: dict = field(default_factory=lambda: {"dp": False})
     class_probs: torch.Tensor | None = None  # (K,) the client's class shares; None when K = 1
 
+    def to(self, device: torch.device) -> DataStats:
+        """The same statistics with their tensors on ``device`` (training on a GPU)."""
+        probs = None if self.class_probs is None else self.class_probs.to(device)
+        return DataStats(self.mean.to(device), self.count, self.privacy, probs)
+
     def batch_labels(self, batch: int) -> torch.Tensor | None:
         """Labels of a generated batch, in proportion to the client's class shares (largest
         remainders; deterministic, so it draws nothing from any random stream)."""
@@ -37,7 +42,7 @@ class DataStats:
         rest = batch - int(counts.sum())
         if rest > 0:
             counts[torch.argsort(want - counts, descending=True, stable=True)[:rest]] += 1
-        return torch.repeat_interleave(torch.arange(len(counts)), counts)
+        return torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
 
 
 def float_batch(images: torch.Tensor | np.ndarray, start: int, stop: int) -> torch.Tensor:

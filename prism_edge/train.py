@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from . import server as srv
+from .accelerator import describe_device, resolve_device
 from .architectures import Generator
 from .client import client_update, derive_seed, local_train
 from .clientdata import (
@@ -62,21 +63,25 @@ def prepare(cfg: RunConfig) -> Setup:
 
 
 def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
-        on_round=None) -> dict:
+        on_round=None, device: str = "cpu") -> dict:
     """Train for cfg.rounds rounds; returns a summary dict. Resumable from checkpoint.pt.
 
     ``on_round(round, downlink, uploads, masks)`` (optional) sees what travelled in each round
-    and the packed masks the uploads stand for; the communication benchmark uses it."""
+    and the packed masks the uploads stand for; the communication benchmark uses it.
+    ``device``: where local training runs (accelerator.py); the server's side stays in numpy."""
     check_settings(cfg)
+    dev = resolve_device(device)
     setup = prepare(cfg)
-    gen = setup.gen
+    gen, fm = setup.gen.to(dev), setup.fm.to(dev)
+    stats = [s.to(dev) for s in setup.stats]
     coded = cfg.mode == "mask" and cfg.server.uplink == "coded"
     rec = RunRecorder(out_dir, cfg, gen)
     ck = rec.begin(resume)
     state = srv.init_state(gen.num_masked, cfg.server)
     opt_states: dict = {}
     if cfg.mode == "dense":
-        state.scores = torch.cat([m.frozen.reshape(-1) for m in masked_layers(gen)]).double().numpy()
+        state.scores = torch.cat([m.frozen.reshape(-1) for m in masked_layers(gen)]
+                                 ).double().cpu().numpy()
     if ck is not None:
         state.scores, state.round, opt_states = ck["scores"], ck["round"], ck["opt_states"]
     privacy = privacy_label(cfg, setup.stats)
@@ -111,14 +116,14 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
                 torch.manual_seed(seed)
                 set_flat_scores(gen, global_scores)
                 set_mode(gen, "dense")
-                ls, opt_states[cid] = local_train(gen, setup.fm, setup.stats[cid], cfg.client,
+                ls, opt_states[cid] = local_train(gen, fm, stats[cid], cfg.client,
                                                   cfg.client.lr, opt_states.get(cid), tick)
                 weights = torch.cat([m.scores.detach().reshape(-1) for m in masked_layers(gen)])
-                uploads[str(cid)] = weights.numpy().astype(np.float32)
+                uploads[str(cid)] = weights.cpu().numpy().astype(np.float32)
                 losses.append((ls[0], ls[-1]))
                 up_bytes += weights.numel() * 4
             else:
-                res = client_update(gen, setup.fm, setup.stats[cid], global_scores, cfg.client,
+                res = client_update(gen, fm, stats[cid], global_scores, cfg.client,
                                     opt_states.get(cid), seed, tick,
                                     down if coded else None)
                 opt_states[cid] = res.opt_state
@@ -147,4 +152,4 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
         rec.checkpoint(state, opt_states=opt_states)
         rec.samples(state)
     rounds.close()
-    return rec.finish(state, privacy, (time.time() - t_run) / 60)
+    return rec.finish(state, privacy, (time.time() - t_run) / 60, describe_device(dev))

@@ -27,7 +27,7 @@ _TAPS = torch.from_numpy(DECONV_TAPS)
 def deconv_kernel(weight: torch.Tensor) -> torch.Tensor:
     """(cout, cin, 3, 3) conv weight -> (cin, cout, 4, 4) transposed-conv weight."""
     cout, cin = weight.shape[:2]
-    k4 = weight.reshape(cout, cin, 9) @ _TAPS.to(weight.dtype)
+    k4 = weight.reshape(cout, cin, 9) @ _TAPS.to(weight.device, weight.dtype)
     return k4.view(cout, cin, 4, 4).transpose(0, 1)
 
 

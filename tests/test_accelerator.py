@@ -45,10 +45,13 @@ def test_the_cpu_device_is_the_default_run(tmp_path, data_root):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("mode", ["mask", "dense"])
-def test_a_gpu_run_trains_and_writes_what_a_cpu_run_does(tmp_path, data_root, mode):
+@pytest.mark.parametrize("mode, arch", [("mask", "mnist-small"), ("dense", "mnist-small"),
+                                        ("mask", "mnist-resize-deep")])
+def test_a_gpu_run_trains_and_writes_what_a_cpu_run_does(tmp_path, data_root, mode, arch):
+    # mnist-resize-deep: its upsample + conv builds a transposed-conv kernel from a constant
+    # that must follow the weights to the GPU
     cfg = RunConfig(data_dir=str(data_root), clients=2, rounds=3, split="iid", sample_every=1,
-                    mode=mode, client=ClientConfig(local_steps=20, batch=16, n_features=512,
+                    mode=mode, arch=arch, client=ClientConfig(local_steps=20, batch=16, n_features=512,
                                                    lr=0.1 if mode == "mask" else 1e-2))
     summary = run(cfg, tmp_path, progress=False, device="cuda")
     assert summary["device"].startswith("cuda:")

@@ -218,8 +218,8 @@ def train_cmd(**o) -> None:
     if o["threads"]:
         torch.set_num_threads(o["threads"])
     summary = run(run_config(o), o["out"], resume=o["resume"], device=o["device"])
-    click.echo(f"done in {summary['minutes']} min: {o['out']}/final.bits "
-               f"({summary['privacy']})")
+    final = "final.pt" if o["mode"] == "dense" else "final.bits"  # dense: fp32 weights
+    click.echo(f"done in {summary['minutes']} min: {o['out']}/{final} ({summary['privacy']})")
 
 
 def run_config(o: dict) -> RunConfig:

@@ -7,6 +7,7 @@ sample grid; at the end it writes final.bits (or final.pt for the dense baseline
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,10 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
     coded = cfg.mode == "mask" and cfg.server.uplink == "coded"
     rec = RunRecorder(out_dir, cfg, gen)
     ck = rec.begin(resume)
+    if ck is not None and ck.get("device", "cpu") != dev.type:
+        tqdm.write(f"warning: this run started on {ck['device']!r} and resumes on {dev.type!r}: "
+                   "its random draws change, so final.bits will not match an uninterrupted "
+                   f"run; resume with --device {ck['device']} for that", file=sys.stderr)
     state = srv.init_state(gen.num_masked, cfg.server)
     opt_states: dict = {}
     if cfg.mode == "dense":
@@ -149,7 +154,7 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
         rec.log_round(row)
         rounds.set_postfix(loss=f"{row['loss_last']:.4f}", lam=f"{agg.lam:.3f}",
                            up=f"{up_bytes / 1e3:.0f}kB", down=f"{row['bytes_down'] / 1e3:.0f}kB")
-        rec.checkpoint(state, opt_states=opt_states)
+        rec.checkpoint(state, opt_states=opt_states, device=dev.type)
         rec.samples(state)
     rounds.close()
     return rec.finish(state, privacy, (time.time() - t_run) / 60, describe_device(dev))

@@ -44,6 +44,22 @@ def test_the_cpu_device_is_the_default_run(tmp_path, data_root):
     assert json.loads((b / "summary.json").read_text())["device"] == "cpu"
 
 
+def test_resuming_on_another_device_warns_that_the_draws_change(tmp_path, data_root):
+    out = tmp_path / "run"
+    assert cli("train", "--data-dir", str(data_root), *TINY, "-o", str(out)).returncode == 0
+    r = cli("train", "--data-dir", str(data_root), *TINY, "-o", str(out), "--resume")
+    assert r.returncode == 0 and "warning" not in r.stderr  # same device: silent
+    ck = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ck["device"] == "cpu"
+    ck["device"] = "cuda"  # as a run started on a GPU leaves it
+    torch.save(ck, out / "checkpoint.pt")
+    args = list(TINY)
+    args[args.index("--rounds") + 1] = "2"  # one more round
+    r = cli("train", "--data-dir", str(data_root), *args, "-o", str(out), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "started on 'cuda' and resumes on 'cpu'" in r.stderr
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("mode, arch", [("mask", "mnist-small"), ("dense", "mnist-small"),
                                         ("mask", "mnist-resize-deep")])

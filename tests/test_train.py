@@ -89,6 +89,16 @@ def test_resume_with_other_options_is_refused(tmp_path, data_root):
     assert p.wait(timeout=300) == 2 and "differs" in p.stderr.read()
 
 
+def test_a_dense_run_names_the_weights_file_it_wrote(tmp_path, data_root):
+    env = {**os.environ, "PRISM_EDGE_DATA": str(data_root)}
+    p = cli("train", "--rounds", "1", "--mode", "dense", "--lr", "0.01", "-o", str(tmp_path),
+            *TINY, env=env)
+    assert p.wait(timeout=300) == 0
+    said = p.stdout.read()
+    assert f"{tmp_path}/final.pt" in said and "final.bits" not in said
+    assert (tmp_path / "final.pt").is_file() and not (tmp_path / "final.bits").exists()
+
+
 def test_clients_with_one_class_each(tmp_path, data_root, mnist_train):
     cfg = RunConfig(data_dir=str(data_root), clients=10, rounds=1, split="shards:1",
                     sample_every=0, client=ClientConfig(local_steps=2, batch=8, n_features=128))

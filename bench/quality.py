@@ -225,7 +225,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # far worse; a score at the clip (+-6.9) moves at most lr per Adam step, 4 in 40 steps
         "prism-no-mada-30x40-cond-enc-resize-deep-lr0.1": cfg(
             **{**deep30x40, "client": {**deep30x40["client"], "lr": 0.1}}, server={"mada": False}),
-        # so the other way: a flip from the clip in 12 steps instead of 23
+        # so the other way: a flip from the clip in 12 steps instead of 23 (115.0: worse too, so
+        # 0.3 is near the best client learning rate here)
         "prism-no-mada-30x40-cond-enc-resize-deep-lr0.6": cfg(
             **{**deep30x40, "client": {**deep30x40["client"], "lr": 0.6}}, server={"mada": False}),
         # half the batch, twice the local steps: the same images per round and about the same

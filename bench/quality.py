@@ -232,8 +232,9 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "prism-no-mada-30x40-cond-enc-resize-deep-lr0.6": cfg(
             **{**deep30x40, "client": {**deep30x40["client"], "lr": 0.6}}, server={"mada": False}),
         # half the batch, twice the local steps: the same images per round, 2,400 sequential
-        # steps instead of 1,200, 12% more minutes (a step's fixed costs do not halve): 66.0,
-        # the best federated row (seed 7 to check it against the seed spread)
+        # steps instead of 1,200, 7% more minutes than the lr rows beside it on one machine (a
+        # step's fixed costs do not halve): 66.0 in 27.9 minutes, with seed 7 61.4 in 30.9
+        # (batch 64: 78.2 and 83.6), the best federated rows
         "prism-no-mada-30x80-batch32-cond-enc-resize-deep-lr0.3": cfg(**deep30x80b32,
                                                                      server={"mada": False}),
         "prism-no-mada-30x80-batch32-cond-enc-resize-deep-lr0.3-seed7": cfg(

@@ -101,6 +101,10 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
     deep30x80b32 = {**deep30x40, "client": {**deep30x40["client"], "local_steps": 80,
                                             "batch": 32}}
 
+    # a quarter of the batch for four times the local steps, 25 rounds to stay inside 30 minutes
+    deep25x160b16 = {**deep30x40, "rounds": 25, "client": {**deep30x40["client"],
+                                                           "local_steps": 160, "batch": 16}}
+
     def central(steps: int, **client) -> dict:
         """deep30x40 as one client with all the data training ``steps`` steps in one round."""
         return {**deep30x40, "clients": 1, "split": "iid", "rounds": 1,
@@ -239,6 +243,15 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                                                                      server={"mada": False}),
         "prism-no-mada-30x80-batch32-cond-enc-resize-deep-lr0.3-seed7": cfg(
             **deep30x80b32, seed=7, server={"mada": False}),
+        "prism-no-mada-25x160-batch16-cond-enc-resize-deep-lr0.3": cfg(**deep25x160b16,
+                                                                      server={"mada": False}),
+        # their dense twin: whether fp32 weights gain as much from the extra steps (the mask was
+        # 2.05x dense at batch 64)
+        "dense-fedavg-30x80-batch32-cond-enc-resize-deep": cfg(
+            **{**deep30x80b32, "mode": "dense", "client": {**deep30x80b32["client"], "lr": 1e-2}}),
+        # Fashion-MNIST with MNIST's best federated configuration
+        "prism-fashion-no-mada-30x80-batch32-cond-enc-resize-deep-lr0.3": cfg(
+            **{**deep30x80b32, "dataset": "fashion-mnist"}, server={"mada": False}),
         "prism-no-mada-120x40-cond-enc-resize-deep-lr0.3": cfg(
             **{**deep30x40, "rounds": 120}, server={"mada": False}),
         "prism-fashion-no-mada-20x45-cond-enc-resize-deep-lr0.3": cfg(

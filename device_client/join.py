@@ -14,7 +14,8 @@ from .clientapp import shim_dir
 
 def supernode_command(superlink: str, partition_id: int, data_dir: str | None, threads: int | None,
                       max_memory_mb: int | None, port: int = 9094,
-                      root_certificates: str | None = None, extra_config: str = "") -> list[str]:
+                      root_certificates: str | None = None, extra_config: str = "",
+                      device: str | None = None) -> list[str]:
     """The flower-supernode command line for this device."""
     exe = shutil.which("flower-supernode") or str(Path(sys.executable).with_name("flower-supernode"))
     if not Path(exe).exists():
@@ -27,6 +28,8 @@ def supernode_command(superlink: str, partition_id: int, data_dir: str | None, t
         cfg.append(f"threads={threads}")
     if max_memory_mb:
         cfg.append(f"max-memory-mb={max_memory_mb}")
+    if device:
+        cfg.append(f'device="{device}"')
     if extra_config:
         cfg.append(extra_config)
     cmd = [exe, "--superlink", superlink, "--port", str(port), "--node-config", " ".join(cfg)]
@@ -36,10 +39,14 @@ def supernode_command(superlink: str, partition_id: int, data_dir: str | None, t
 
 def join(superlink: str, partition_id: int, data_dir: str | None, threads: int | None,
          max_memory_mb: int | None, port: int, root_certificates: str | None,
-         extra_config: str = "", stock_clientapp: bool = False) -> None:
+         extra_config: str = "", stock_clientapp: bool = False, device: str | None = None) -> None:
     """Replace this process with the SuperNode (it runs until stopped)."""
+    if device:
+        from prism_edge.accelerator import resolve_device
+
+        resolve_device(device)  # an unusable device fails here, not in every round's ClientApp
     cmd = supernode_command(superlink, partition_id, data_dir, threads, max_memory_mb, port,
-                            root_certificates, extra_config)
+                            root_certificates, extra_config, device)
     env = dict(os.environ)
     # the node spawns flower-superexec / flwr-clientapp: they must be on PATH
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")

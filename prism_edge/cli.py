@@ -402,18 +402,21 @@ def device_group() -> None:
               help="Local port of the SuperNode's runtime API.")
 @click.option("--root-certificates", type=click.Path(dir_okay=False), default=None,
               help="CA certificate (PEM) for TLS to the SuperLink; without it: insecure.")
+@click.option("--device", default=None, metavar="cpu|cuda|cuda:N|auto",
+              help="Where this node's local training runs: cpu (default), a CUDA GPU, or auto "
+                   "(a GPU when torch sees one). Checked before the SuperNode starts.")
 @click.option("--node-config", "extra", default="",
               help="Extra key=value pairs appended to the SuperNode's node config (advanced).")
 @click.option("--stock-clientapp", is_flag=True,
               help="Run each round in Flower's own flwr-clientapp command instead of prism-edge's "
                    "lean one (same Flower runtime; about 30 MB more resident memory).")
 def device_join_cmd(superlink, partition_id, data_dir, threads, max_memory_mb, port,
-                    root_certificates, extra, stock_clientapp) -> None:
+                    root_certificates, device, extra, stock_clientapp) -> None:
     """Start a Flower SuperNode that trains this device's masks (runs until stopped)."""
     from device_client.join import join
 
     join(superlink, partition_id, data_dir, threads, max_memory_mb, port, root_certificates,
-         extra, stock_clientapp)
+         extra, stock_clientapp, device)
 
 
 @device_group.command("generate")

@@ -34,6 +34,28 @@ def test_an_unusable_device_is_one_line_and_writes_nothing(tmp_path, data_root, 
     assert not out.exists()
 
 
+@pytest.mark.parametrize("device, says", [("tpu", "unknown device 'tpu'"),
+                                          ("cuda:7", "cuda")])
+def test_device_join_refuses_an_unusable_device_before_starting_the_node(device, says):
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    # nothing listens on port 9: a node that started anyway would hang, not exit at once
+    r = cli("device", "join", "--superlink", "127.0.0.1:9", "--partition-id", "0",
+            "--device", device)
+    assert r.returncode != 0
+    assert says in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_device_join_passes_the_device_in_the_node_config():
+    from device_client.join import supernode_command
+
+    cmd = supernode_command("127.0.0.1:9092", 3, None, 2, None, device="cuda:0")
+    assert cmd[cmd.index("--node-config") + 1] == 'partition-id=3 threads=2 device="cuda:0"'
+    cmd = supernode_command("127.0.0.1:9092", 3, None, None, None)
+    assert "device" not in cmd[cmd.index("--node-config") + 1]
+
+
 def test_the_cpu_device_is_the_default_run(tmp_path, data_root):
     """--device cpu is what train has always done: the same final mask, byte for byte."""
     a, b = tmp_path / "default", tmp_path / "cpu"

@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from device_client.generate import OnnxGenerator
 from exporters.onnx_export import export
@@ -30,11 +31,16 @@ def rows(out):
 def test_three_supernodes_two_rounds_then_export_and_generate(deploy, tmp_path):
     deploy.start_superlink()
     for pid in range(3):
-        deploy.start_node(pid)
+        deploy.start_node(pid, device="auto" if pid == 2 else None)  # auto: a GPU if there is one
     out = tmp_path / "out"
     t = time.time()
     p = deploy.run(f"{FAST} num-clients=3 rounds=2 min-clients=3 out-dir='{out}'")
     assert p.returncode == 0 and (out / "final.bits").is_file(), deploy.logs()
+    where = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert f"client 2: ClientApp started, local training on {where} (node config " \
+           "device='auto')" in deploy.text(), deploy.logs()
+    assert "client 0: ClientApp started, local training on cpu (node config " \
+           "device='cpu')" in deploy.text(), deploy.logs()
     assert time.time() - t < 170
     r = rows(out)
     assert [x["round"] for x in r] == [1, 2] and all(x["accepted"] == 3 for x in r)
@@ -50,6 +56,20 @@ def test_three_supernodes_two_rounds_then_export_and_generate(deploy, tmp_path):
     export(out / "final.bits", 42, tmp_path / "g.onnx")
     images = OnnxGenerator(tmp_path / "g.onnx").generate(4, seed=0)
     assert images.shape == (4, 1, 28, 28) and np.isfinite(images).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_nodes_train_their_rounds_on_the_gpu(deploy, tmp_path):
+    """`device join --device cuda`: the ClientApp moves the same client_update to the GPU and its
+    Adam state comes back to the node's state as numpy."""
+    deploy.start_superlink()
+    for pid in range(2):
+        deploy.start_node(pid, device="cuda")
+    out = tmp_path / "out"
+    p = deploy.run(f"{FAST} num-clients=2 rounds=3 min-clients=2 out-dir='{out}'")
+    assert p.returncode == 0 and (out / "final.bits").is_file(), deploy.logs()
+    assert [x["round"] for x in rows(out)] == [1, 2, 3] and all(x["accepted"] == 2 for x in rows(out))
+    assert deploy.text().count("local training on cuda") >= 6, deploy.logs()
 
 
 def test_malformed_upload_is_rejected_and_round_completes(deploy, tmp_path):

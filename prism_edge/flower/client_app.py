@@ -1,7 +1,8 @@
 """The prism-edge ClientApp: one SuperNode = one client holding one data partition.
 
 Node config (``flower-supernode --node-config``): ``partition-id`` (required), ``data-dir``,
-``threads``, ``max-memory-mb``. The train handler calls ``client_update`` unchanged; the client's
+``threads``, ``max-memory-mb``, ``device`` (where local training runs: cpu, the default, or a CUDA
+GPU, as in ``prism-edge train --device``). The train handler calls ``client_update`` unchanged; the client's
 data statistics (its one DP release) and Adam state persist in the node's ``context.state``.
 """
 
@@ -17,6 +18,7 @@ import torch
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from ..accelerator import resolve_device
 from ..client import client_update, derive_seed
 from ..clientdata import feature_map, one_client_stats, run_generator
 from ..memory import lean_malloc, peak_rss_mb
@@ -32,7 +34,9 @@ from .common import (
     run_config,
 )
 
-log = logging.getLogger("prism_edge.client")
+# a child of Flower's logger, whose handler prints INFO to the node's output (a ClientApp process
+# has no other logging set up, so a "prism_edge.client" logger's INFO lines went nowhere)
+log = logging.getLogger("flwr.prism_edge.client")
 app = ClientApp()
 _CACHE: dict = {}
 
@@ -56,7 +60,7 @@ def apply_caps(node_config: dict) -> dict:
     return caps
 
 
-def _worker(cfg, pid: int, data_dir: str | None, state: RecordDict):
+def _worker(cfg, pid: int, data_dir: str | None, state: RecordDict, dev: torch.device):
     key = (cfg.arch, cfg.seed, cfg.dataset, pid)
     if key not in _CACHE:
         gen = run_generator(cfg)
@@ -74,6 +78,8 @@ def _worker(cfg, pid: int, data_dir: str | None, state: RecordDict):
         if data_dir:
             cfg.data_dir = data_dir
         t = time.time()
+        # on the CPU, as in the simulation's setup: the one DP release does not depend on the device
+        gen.cpu(), fm.cpu()
         stats = one_client_stats(cfg, gen, fm, pid)
         log.info("client %d: data statistics computed once in %.1f s, peak RSS %.0f MB so far",
                  pid, time.time() - t, peak_rss_mb())
@@ -86,7 +92,7 @@ def _worker(cfg, pid: int, data_dir: str | None, state: RecordDict):
         state.config_records["stats_meta"] = ConfigRecord(
             {"count": stats.count, **{k: v for k, v in stats.privacy.items()
                                       if isinstance(v, (bool, int, float, str))}})
-    return gen, fm, stats
+    return gen.to(dev), fm.to(dev), stats.to(dev)
 
 
 @app.train()
@@ -97,8 +103,10 @@ def train(msg: Message, context: Context) -> Message:
     nc = context.node_config
     pid = int(nc["partition-id"])
     caps = apply_caps(nc)
-    log.info("client %d: ClientApp started, peak RSS %.0f MB so far", pid, peak_rss_mb())
-    gen, fm, stats = _worker(cfg, pid, str(nc.get("data-dir", "")) or None, context.state)
+    dev = resolve_device(str(nc.get("device", "cpu")))
+    log.info("client %d: ClientApp started, local training on %s (node config device=%r), "
+             "peak RSS %.0f MB so far", pid, dev, nc.get("device", "cpu"), peak_rss_mb())
+    gen, fm, stats = _worker(cfg, pid, str(nc.get("data-dir", "")) or None, context.state, dev)
     rnd = int(msg.content["config"]["round"])
     down = msg.content[ARRAYS][DOWN_KEY].numpy()
     scores = downlink_scores(down, cfg.server.clip)

@@ -52,8 +52,9 @@ def run_config(rc: dict) -> tuple[RunConfig, dict]:
 
 def opt_state_to_arrays(state: dict) -> dict[str, np.ndarray]:
     """The client's Adam state as numpy arrays (kept in the node's context.state)."""
-    return {"step": np.array(state["step"], np.int64), "exp_avg": state["exp_avg"].numpy(),
-            "exp_avg_sq": state["exp_avg_sq"].numpy()}
+    return {"step": np.array(state["step"], np.int64),
+            "exp_avg": state["exp_avg"].cpu().numpy(),  # a GPU node's state too
+            "exp_avg_sq": state["exp_avg_sq"].cpu().numpy()}
 
 
 def opt_state_from_arrays(arrays: dict[str, np.ndarray]) -> dict:

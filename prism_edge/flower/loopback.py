@@ -51,13 +51,15 @@ class Deployment:
                                   "--health-server-address", f"127.0.0.1:{free_port()}"])
         self.wait_port(self.port)
 
-    def start_node(self, pid: int, extra: str = "", stock_clientapp: bool = False) -> str:
+    def start_node(self, pid: int, extra: str = "", stock_clientapp: bool = False,
+                   device: str | None = None) -> str:
         """A device: `prism-edge device join` (which execs flower-supernode)."""
         name = f"node{pid}"
         self._spawn(name, [str(BIN / "prism-edge"), "device", "join", "--superlink",
                            f"127.0.0.1:{self.port}", "--partition-id", str(pid), "--threads", "1",
                            "--port", str(free_port()), "--node-config", extra]
-                    + (["--stock-clientapp"] if stock_clientapp else []))
+                    + (["--stock-clientapp"] if stock_clientapp else [])
+                    + (["--device", device] if device else []))
         return name
 
     def wait_port(self, port: int, timeout: float = 60) -> None:

@@ -2,8 +2,9 @@
 
 Node config (``flower-supernode --node-config``): ``partition-id`` (required), ``data-dir``,
 ``threads``, ``max-memory-mb``, ``device`` (where local training runs: cpu, the default, or a CUDA
-GPU, as in ``prism-edge train --device``). The train handler calls ``client_update`` unchanged; the client's
-data statistics (its one DP release) and Adam state persist in the node's ``context.state``.
+GPU, as in ``prism-edge train --device``). The train handler calls ``client_update`` unchanged;
+the client's data statistics (its one DP release) and Adam state persist in the node's
+``context.state``.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -72,11 +73,13 @@ def public_encoder(dataset: str, data_dir: str | None, grid: tuple[int, int] = D
 
 
 def resolve_encoders(features: str, dataset: str, data_dir: str | None) -> str:
-    """``features`` with each placeholder replaced by its encoder (trained first if needed)."""
-    for token, grid in GRIDS.items():
-        if token in features:
-            features = features.replace(token, public_encoder(dataset, data_dir, grid))
-    return features
+    """``features`` with each placeholder replaced by its encoder (trained first if needed);
+    a placeholder's suffix ``-rffW`` asks for the Gaussian kernel beside it (encoder-rffW:)."""
+    def one(m: re.Match) -> str:
+        spec = public_encoder(dataset, data_dir, GRIDS[m.group(1)])
+        return spec.replace("encoder:", f"encoder-rff{m.group(2)}:") if m.group(2) else spec
+
+    return re.sub(r"(public-(?:fine-)?encoder)(?:-rff(-?[0-9.]+))?", one, features)
 
 
 def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[str, RunConfig]:
@@ -100,6 +103,12 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
     deep30x40 = {**deep45, "rounds": 30, "client": {**deep45["client"], "local_steps": 40}}
     deep30x80b32 = {**deep30x40, "client": {**deep30x40["client"], "local_steps": 80,
                                             "batch": 32}}
+
+    # the loss with a Gaussian kernel beside the encoder's linear one (the centralized rows
+    # *-enc-rff*): its steps cost about a quarter more, so 27 rounds to stay inside 30 minutes
+    rff27 = {**deep30x80b32, "rounds": 27,
+             "client": {**deep30x80b32["client"], "features": f"{PUBLIC}-rff1000",
+                        "n_features": 2048}}
 
     # a quarter of the batch for four times the local steps; a round takes about 81 s on 2 cores
     # (55 s at batch 32 x 80: a step's fixed costs), so 21 rounds to stay inside 30 minutes:
@@ -207,6 +216,16 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                                                               server={"mada": False}),
         "centralized-1x2400-cond-enc-resize-deep-lr0.3": cfg(**central(2400),
                                                               server={"mada": False}),
+        # a Gaussian kernel on the encoder's unit-normalised features instead of (-1) or beside
+        # (weight W) its linear kernel: does matching their spread, not only their class means,
+        # help?
+        **{f"centralized-1x2400-cond-enc-rff{w}-resize-deep-lr0.3": cfg(
+            **central(2400, features=f"{PUBLIC}-rff{w}"), server={"mada": False})
+           for w in (-1, 1000)},
+        # fewer random features (cheaper steps) and the Gaussian part's weight
+        **{f"centralized-1x2400-cond-enc-rff{w}-{n}f-resize-deep-lr0.3": cfg(
+            **central(2400, features=f"{PUBLIC}-rff{w}", n_features=n), server={"mada": False})
+           for w in (1000, 3000) for n in (2048, 4096)},
         # each client's Adam moments reset every round: after 30 rounds 80-95% of the global
         # probabilities are at the clip, where a score's gradient is scaled by p(1 - p) = 0.001
         # and the second moment remembers the larger gradients of earlier rounds (79.0 vs 78.2)
@@ -253,6 +272,12 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # the best Fashion row (resize-wide 20 x 45: 101.1)
         "prism-fashion-no-mada-30x80-batch32-cond-enc-resize-deep-lr0.3": cfg(
             **{**deep30x80b32, "dataset": "fashion-mnist"}, server={"mada": False}),
+        "prism-no-mada-27x80-batch32-cond-enc-rff1000-resize-deep-lr0.3": cfg(
+            **rff27, server={"mada": False}),
+        "dense-fedavg-27x80-batch32-cond-enc-rff1000-resize-deep": cfg(
+            **{**rff27, "mode": "dense", "client": {**rff27["client"], "lr": 1e-2}}),
+        "prism-fashion-no-mada-27x80-batch32-cond-enc-rff1000-resize-deep-lr0.3": cfg(
+            **{**rff27, "dataset": "fashion-mnist"}, server={"mada": False}),
         # a quarter of the batch (75.9; why 21 rounds: at deep21x160b16)
         "prism-no-mada-21x160-batch16-cond-enc-resize-deep-lr0.3": cfg(**deep21x160b16,
                                                                       server={"mada": False}),
@@ -284,6 +309,8 @@ def cli_of(cfg: RunConfig, out: str, device: str = "cpu") -> str:
              f"--rounds {cfg.rounds} --local-steps {c.local_steps} --features {c.features}",
              f"--lr {c.lr}", "--no-mada" if not s.mada else "",
              f"--batch {c.batch}" if c.batch != default.client.batch else "",
+             f"--n-features {c.n_features}"
+             if c.n_features != default.client.n_features else "",
              "--mode dense" if cfg.mode == "dense" else "",
              "" if cfg.conditional else "--unconditional",
              "--final sample" if cfg.final == "sample" else "",
@@ -296,7 +323,7 @@ def cli_of(cfg: RunConfig, out: str, device: str = "cpu") -> str:
              "" if device == "cpu" else f"--device {device}", f"-o {out}"]
     cmd = " ".join(p for p in parts if p)
     for grid in GRIDS.values():
-        if f"encoder:{encoder_path(cfg.dataset, grid)}" in c.features:
+        if f":{encoder_path(cfg.dataset, grid)}" in c.features:
             cmd = f"{encoder_cmd(cfg.dataset, grid)} && {cmd}"
     return cmd
 
@@ -523,6 +550,11 @@ SCREEN = {
     "resize-fine-enc-lr0.3": {**ENC_FINE, "arch": "mnist-resize", "lr": 0.3},
     "resize-fine-dense-enc": {**ENC_FINE, "arch": "mnist-resize", "dense": True, "lr": 1e-2},
     "resize-deep-fine-enc-lr0.3": {**ENC_FINE, "arch": "mnist-resize-deep", "lr": 0.3},
+    # a Gaussian kernel on the encoder's unit-normalised features beside (weight W) or instead
+    # of (-1) its linear kernel
+    **{f"resize-deep-enc-rff{w}-lr0.3": {**ENC, "arch": "mnist-resize-deep", "lr": 0.3,
+                                         "features": f"{PUBLIC}-rff{w}"}
+       for w in (-1, 30, 100, 300)},
 }
 
 

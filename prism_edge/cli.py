@@ -148,9 +148,12 @@ def inspect_cmd(file: str, as_json: bool) -> None:
               help="Feature map of the MMD loss: rff | patch | randconv | rff+patch | rff+randconv "
                    "| rff+pool2+pool4 (adds RFF of 2x and 4x pooled images) "
                    "| encoder:PATH (TorchScript, e.g. from `prism-edge train-encoder`; on Flower "
-                   "the file must exist at PATH on every node).")
+                   "the file must exist at PATH on every node) | encoder-rffW:PATH (the encoder's "
+                   "features plus, weighted by W, a Gaussian kernel on them: e.g. "
+                   "encoder-rff1000:enc.pt; W = -1 keeps the Gaussian part alone).")
 @click.option("--n-features", type=click.IntRange(16), default=_CLIENT.n_features, show_default=True,
-              help="Feature dimension D of the loss.")
+              help="Feature dimension D of the loss (for encoder-rffW:PATH, the number of "
+                   "random features of its Gaussian part).")
 @click.option("--estimator", type=click.Choice(["ste", "paper"]), default=_CLIENT.estimator,
               show_default=True, help="Gradient estimator of the Bernoulli mask sample.")
 @click.option("--mmd", type=click.Choice(["unbiased", "biased"]), default=_CLIENT.mmd,

@@ -77,3 +77,29 @@ def test_rff_half_stored_matrix_matches_a_plain_float32_matmul():
     (g_ref,) = torch.autograd.grad((ref * up).sum(), v)
     (g,) = torch.autograd.grad((out * up).sum(), v)
     torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_encoder_with_gaussian_kernel(tmp_path):
+    # no bias: halving the image halves the encoder's features
+    enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 16, bias=False))
+    path = tmp_path / "enc.pt"
+    torch.jit.script(enc).save(str(path))
+    x = (torch.rand(3, 1, 28, 28) * 2 - 1).requires_grad_()
+    raw = make_feature_map(f"encoder:{path}", (1, 28, 28))(x)
+    both = make_feature_map(f"encoder-rff100:{path}", (1, 28, 28), seed=1, n_features=256)
+    f = both(x)
+    # the raw features (linear kernel) first, then 256 RFF of the unit-normalised ones, scaled
+    # by sqrt(100): each RFF vector has norm about 1 before the scale
+    assert f.shape == (3, 16 + 256) and torch.allclose(f[:, :16], raw)
+    assert torch.allclose(f[:, 16:].norm(dim=1), torch.full((3,), 10.0), rtol=0.2)
+    # features half as long have the same unit vector: the Gaussian part is blind to their
+    # scale, only the linear part changes
+    g = both(x * 0.5)
+    assert torch.allclose(g[:, 16:], f[:, 16:], atol=1e-5) and not torch.allclose(g[:, :16],
+                                                                                   f[:, :16])
+    alone = make_feature_map(f"encoder-rff-1:{path}", (1, 28, 28), seed=1, n_features=256)(x)
+    assert alone.shape == (3, 256) and torch.allclose(alone * 10, f[:, 16:], atol=1e-5)
+    f.sum().backward()
+    assert x.grad.abs().sum() > 0
+    with pytest.raises(PrismError, match="names no encoder file"):
+        make_feature_map("encoder-rff100:", (1, 28, 28))

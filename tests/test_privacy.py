@@ -102,6 +102,8 @@ def test_conditional_release_is_per_class(fm, mnist_train):
 def test_fail_closed():
     with pytest.raises(PrismError, match="data-independent"):
         check_dp_options("encoder:/tmp/enc.pt", 1e-5, 6000)
+    with pytest.raises(PrismError, match="data-independent"):
+        check_dp_options("encoder-rff1000:/tmp/enc.pt", 1e-5, 6000)
     with pytest.raises(PrismError, match="smaller delta"):
         check_dp_options("rff", 1e-3, 6000)
     with pytest.raises(PrismError, match="epsilon > 0"):

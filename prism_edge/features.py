@@ -221,8 +221,8 @@ class FeatureMap(nn.Module):
         random_kind, _, path = kind.partition("encoder:")
         random_kind = random_kind.rstrip("+")
         if random_kind not in FEATURE_KINDS and not (random_kind == "" and "encoder:" in kind):
-            raise PrismError(f"unknown feature map {kind!r}; choose one of {FEATURE_KINDS}, "
-                             "encoder:PATH, or one of them + encoder:PATH")
+            raise PrismError(f"unknown feature map {self.kind!r}; choose one of {FEATURE_KINDS}, "
+                             "encoder:PATH, encoder-rffW:PATH, or one of them + encoder:PATH")
         if random_kind:
             self._add_random_maps(random_kind, c, h, w, seed, n_features, bandwidth)
         if path:
@@ -234,7 +234,7 @@ class FeatureMap(nn.Module):
             # beside RFF parts (each of norm about 1) an encoder's raw scale would drown them
             self.parts.append(_UnitNorm(enc) if random_kind else enc)
         elif "encoder:" in kind:
-            raise PrismError(f"feature map {kind!r} names no encoder file; write encoder:PATH")
+            raise PrismError(f"feature map {self.kind!r} names no encoder file; write encoder:PATH")
         # frozen: no weight gradients (a loaded encoder's parameters would otherwise get them)
         for p in self.parameters():
             p.requires_grad_(False)

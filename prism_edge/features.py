@@ -163,8 +163,9 @@ class _UnitNorm(nn.Module):
         return F.normalize(self.inner(x), dim=1)
 
 
-def _load_encoder(path: str, shape: tuple[int, int, int]) -> nn.Module:
-    """A TorchScript encoder that maps a (2, *shape) batch to (2, D) features, or PrismError."""
+def _load_encoder(path: str, shape: tuple[int, int, int]) -> tuple[nn.Module, int]:
+    """A TorchScript encoder that maps a (2, *shape) batch to (2, D) features, and D; or
+    PrismError."""
     try:
         enc = torch.jit.load(path, map_location="cpu").eval()
     except (OSError, RuntimeError, ValueError) as exc:
@@ -181,7 +182,7 @@ def _load_encoder(path: str, shape: tuple[int, int, int]) -> nn.Module:
         raise PrismError(f"encoder {path} must return (batch, features) for "
                          f"{shape[0]}x{shape[1]}x{shape[2]} images; it returned "
                          f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}")
-    return enc
+    return enc, out.shape[1]
 
 
 class _EncoderKernel(nn.Module):
@@ -226,10 +227,8 @@ class FeatureMap(nn.Module):
         if random_kind:
             self._add_random_maps(random_kind, c, h, w, seed, n_features, bandwidth)
         if path:
-            enc = _load_encoder(path, shape)
+            enc, dim = _load_encoder(path, shape)
             if kernel_weight is not None:
-                with torch.no_grad():
-                    dim = enc(torch.zeros(2, *shape)).shape[1]
                 enc = _EncoderKernel(enc, dim, n_features, seed * 7919 + 500, kernel_weight)
             # beside RFF parts (each of norm about 1) an encoder's raw scale would drown them
             self.parts.append(_UnitNorm(enc) if random_kind else enc)

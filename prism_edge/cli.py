@@ -158,6 +158,11 @@ def inspect_cmd(file: str, as_json: bool) -> None:
               show_default=True, help="Gradient estimator of the Bernoulli mask sample.")
 @click.option("--mmd", type=click.Choice(["unbiased", "biased"]), default=_CLIENT.mmd,
               show_default=True, help="MMD estimator (biased = DP-MERF's ||mean - mu||^2).")
+@click.option("--mean-scale", type=click.FloatRange(min=0, min_open=True), default=_CLIENT.mean_scale,
+              show_default=True,
+              help="Multiple of the data's per-class mean features that generated images are "
+                   "matched to (a factor, no unit): 1 is the plain MMD; above 1 exaggerates each "
+                   "class, like a truncation trick (bench/results/quality.md measures it).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=_CLIENT.precision,
               show_default=True,
               help="Generator arithmetic in local training: bf16 runs its convolutions in "
@@ -234,7 +239,8 @@ def run_config(o: dict) -> RunConfig:
         dp_epsilon=o["dp_epsilon"],
         dp_delta=o["dp_delta"], dp_clip=o["dp_clip"],
         client=ClientConfig(local_steps=o["local_steps"], batch=o["batch"], lr=o["lr"],
-                            estimator=o["estimator"], mmd=o["mmd"], features=o["features"],
+                            estimator=o["estimator"], mmd=o["mmd"], mean_scale=o["mean_scale"],
+                            features=o["features"],
                             n_features=o["n_features"], precision=o["precision"],
                             optimizer_state=o["optimizer_state"]),
         server=ServerConfig(mada=not o["no_mada"], fraction=o["fraction"],

@@ -18,6 +18,9 @@ class ClientConfig:
     betas: tuple[float, float] = (0.5, 0.999)  # paper
     estimator: str = "ste"  # gradient estimator of the Bernoulli sample
     mmd: str = "unbiased"  # MMD estimator
+    # the loss matches the generated class means to this multiple of the data's (1 = the
+    # plain MMD; above 1 exaggerates each class, like a truncation trick); see stats.py
+    mean_scale: float = 1.0
     features: str = DEFAULT_FEATURES  # feature map kind
     n_features: int = 8192
     feature_seed: int = 0

@@ -53,9 +53,10 @@ def test_train_defaults_are_the_configs():
 
     assert cfg() == RunConfig().to_dict()
     changed = cfg("--seed", "7", "--no-mada", "--local-steps", "3", "--prob-clip", "0.01",
-                  "--unconditional", "--uplink", "packed", "--optimizer-state", "reset")
+                  "--unconditional", "--uplink", "packed", "--optimizer-state", "reset",
+                  "--mean-scale", "1.5")
     want = RunConfig().to_dict()
     want.update(seed=7, conditional=False)
-    want["client"].update(local_steps=3, optimizer_state="reset")
+    want["client"].update(local_steps=3, optimizer_state="reset", mean_scale=1.5)
     want["server"].update(mada=False, clip=0.01, uplink="packed")
     assert changed == want

@@ -95,9 +95,9 @@ def mmd_loss(feats: torch.Tensor, stats: DataStats, estimator: str = "unbiased",
     ||mean phi - mu||^2 (DP-MERF's loss) adds Var/n_c, which rewards low diversity. Each class
     is estimated from its own n_c images: the batch's labels are fixed shares (not drawn), so
     one U-statistic over the whole batch would weight the classes' self-similarity by
-    n_c(n_c - 1) / (b(b - 1)) instead of pi_c^2, too little, and put the optimum beyond the
-    data (class means 1 / 0.69 = 1.45x the data's at batch 32 with ten classes). A class with
-    one image in the batch falls back to the biased term.
+    n_c(n_c - 1) / (b(b - 1)) instead of pi_c^2 and put the optimum at pi_c (b - 1) / (n_c - 1)
+    times the data's class means (1.55x for a class with 3 of 32 images, ten equal classes). A
+    class with one image in the batch falls back to the biased term.
 
     ``mean_scale`` gamma matches m_c to gamma mu_c instead (gamma = 1: the MMD itself).
     """

@@ -119,8 +119,7 @@ def mmd_loss(feats: torch.Tensor, stats: DataStats, estimator: str = "unbiased",
         self_sim = torch.where(pairs > 0, (sq - diag) / pairs.clamp_min(1), sq / n.clamp_min(1) ** 2)
     else:
         self_sim = sq / n.clamp_min(1) ** 2
-    present = n > 0  # a class without images in the batch: only its constant term remains
-    w = torch.where(present, probs, torch.zeros_like(probs))
+    # a class without images in the batch has s_c = 0: only its constant term remains
     target = stats.mean * mean_scale
-    cross = 2.0 * ((w / n.clamp_min(1)).unsqueeze(1) * s * target).sum()
-    return (w * w * self_sim).sum() - cross + (target * target).sum()
+    cross = 2.0 * ((probs / n.clamp_min(1)).unsqueeze(1) * s * target).sum()
+    return (probs * probs * self_sim).sum() - cross + (target * target).sum()

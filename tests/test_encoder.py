@@ -52,6 +52,14 @@ def _folder(root, classes):
             Image.fromarray(a).save(root / c / f"{i}.png")
 
 
+def test_train_encoder_cli_defaults_to_the_library_epochs():
+    from prism_edge.cli import main
+    from prism_edge.encoder import DEFAULT_EPOCHS
+
+    epochs = next(p for p in main.commands["train-encoder"].params if p.name == "epochs")
+    assert epochs.default == DEFAULT_EPOCHS == 10
+
+
 def test_train_encoder_cli(tmp_path):
     _folder(tmp_path / "data", ["a", "b"])
     out = tmp_path / "enc.pt"

@@ -46,7 +46,6 @@ PUBLIC = "public-encoder"
 PUBLIC_FINE = "public-fine-encoder"
 GRIDS = {PUBLIC: DEFAULT_GRID, PUBLIC_FINE: (7, 7)}
 OTHER = {"mnist": "fashion-mnist", "fashion-mnist": "mnist"}
-ENCODER_EPOCHS = (2, 10)  # the training lengths of the encoders the variants name
 
 
 def encoder_path(dataset: str, grid: tuple[int, int], epochs: int = 2) -> Path:
@@ -119,9 +118,9 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         """rff27 with the class means matched to ``g`` times the data's (--mean-scale)."""
         return {**rff27, **kw, "client": {**rff27["client"], "mean_scale": g}}
 
-    def enc10(run: dict, **client) -> dict:
-        """``run`` with the public encoder trained 10 epochs instead of 2."""
-        feats = run["client"]["features"].replace(PUBLIC, f"{PUBLIC}-e10")
+    def enc_epochs(run: dict, epochs: int = 10, **client) -> dict:
+        """``run`` with the public encoder trained ``epochs`` epochs instead of 2."""
+        feats = run["client"]["features"].replace(PUBLIC, f"{PUBLIC}-e{epochs}")
         return {**run, "client": {**run["client"], "features": feats, **client}}
 
     # a quarter of the batch for four times the local steps; a round takes about 81 s on 2 cores
@@ -333,14 +332,24 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # the mask 31.5 (13.9x) in 27.9 minutes (52.0 with the 2-epoch encoder), its dense twin
         # 26.6 (11.7x) in 26.0, so the mask is 1.18x dense at the same loss
         "prism-no-mada-25x80-batch32-cond-enc10-rff1000-resize-deep-lr0.3-scale1.3": cfg(
-            **enc10(scaled(1.3, rounds=25)), server={"mada": False}),
+            **enc_epochs(scaled(1.3, rounds=25)), server={"mada": False}),
         "dense-fedavg-25x80-batch32-cond-enc10-rff1000-resize-deep-scale1.3": cfg(
-            **enc10(scaled(1.3, rounds=25, mode="dense"), lr=1e-2)),
+            **enc_epochs(scaled(1.3, rounds=25, mode="dense"), lr=1e-2)),
+        # not run yet: a second seed, MADA and Fashion-MNIST (with an MNIST encoder trained
+        # 10 epochs) in the same configuration, and the encoder trained 20 epochs
+        "prism-no-mada-25x80-batch32-cond-enc10-rff1000-resize-deep-lr0.3-scale1.3-seed7": cfg(
+            **enc_epochs(scaled(1.3, rounds=25, seed=7)), server={"mada": False}),
+        "prism-mada-25x80-batch32-cond-enc10-rff1000-resize-deep-lr0.3-scale1.3": cfg(
+            **enc_epochs(scaled(1.3, rounds=25))),
+        "prism-fashion-no-mada-25x80-batch32-cond-enc10-rff1000-resize-deep-lr0.3-scale1.3": cfg(
+            **enc_epochs(scaled(1.3, rounds=25, dataset="fashion-mnist")), server={"mada": False}),
+        "prism-no-mada-25x80-batch32-cond-enc20-rff1000-resize-deep-lr0.3-scale1.3": cfg(
+            **enc_epochs(scaled(1.3, rounds=25), 20), server={"mada": False}),
         # the same on one client in the harness: 32.3 (10 epochs) vs 83.2 (2 epochs)
         **{f"centralized-1x2160-batch32-cond-enc{e}-rff1000-resize-deep-lr0.3-scale1.3": cfg(
             **central(2160, features=f"{PUBLIC}{s}-rff1000", n_features=2048, batch=32,
                       mean_scale=1.3), server={"mada": False})
-           for e, s in (("", ""), ("10", "-e10"))},
+           for e, s in (("", ""), ("10", "-e10"), ("20", "-e20"))},
         "prism-mada-27x80-batch32-cond-enc-rff1000-resize-deep-lr0.3-scale1.2": cfg(
             **scaled(1.2)),
         **{f"prism-fashion-no-mada-27x80-batch32-cond-enc-rff1000-resize-deep-lr0.3-scale{g}": cfg(
@@ -395,9 +404,10 @@ def cli_of(cfg: RunConfig, out: str, device: str = "cpu") -> str:
              "" if device == "cpu" else f"--device {device}", f"-o {out}"]
     cmd = " ".join(p for p in parts if p)
     for grid in GRIDS.values():
-        for epochs in ENCODER_EPOCHS:
-            if f":{encoder_path(cfg.dataset, grid, epochs)}" in c.features:
-                cmd = f"{encoder_cmd(cfg.dataset, grid, epochs)} && {cmd}"
+        # the epoch count is read off the path, so any -eN variant gets its training command
+        stem = str(encoder_path(cfg.dataset, grid)).removesuffix(".pt")
+        for m in re.finditer(re.escape(stem) + r"(?:-e([0-9]+))?\.pt", c.features):
+            cmd = f"{encoder_cmd(cfg.dataset, grid, int(m.group(1) or 2))} && {cmd}"
     return cmd
 
 

@@ -48,41 +48,49 @@ GRIDS = {PUBLIC: DEFAULT_GRID, PUBLIC_FINE: (7, 7)}
 OTHER = {"mnist": "fashion-mnist", "fashion-mnist": "mnist"}
 
 
-def encoder_path(dataset: str, grid: tuple[int, int], epochs: int = 2) -> Path:
+def encoder_path(dataset: str, grid: tuple[int, int], epochs: int = 2, seed: int = 0) -> Path:
     suffix = "" if grid == DEFAULT_GRID else f"-grid{grid[0]}x{grid[1]}"
     suffix += "" if epochs == 2 else f"-e{epochs}"
+    suffix += "" if seed == 0 else f"-seed{seed}"
     return RUNS.parent / "encoders" / f"{OTHER[dataset]}{suffix}.pt"
 
 
-def encoder_cmd(dataset: str, grid: tuple[int, int] = DEFAULT_GRID, epochs: int = 2) -> str:
+def encoder_cmd(dataset: str, grid: tuple[int, int] = DEFAULT_GRID, epochs: int = 2,
+                seed: int = 0) -> str:
     option = "" if grid == DEFAULT_GRID else f"--feature-grid {grid[0]},{grid[1]} "
-    return (f"prism-edge train-encoder --dataset {OTHER[dataset]} --epochs {epochs} --seed 0 "
-            f"{option}-o {encoder_path(dataset, grid, epochs)}")
+    return (f"prism-edge train-encoder --dataset {OTHER[dataset]} --epochs {epochs} --seed {seed} "
+            f"{option}-o {encoder_path(dataset, grid, epochs, seed)}")
 
 
 def public_encoder(dataset: str, data_dir: str | None, grid: tuple[int, int] = DEFAULT_GRID,
-                   epochs: int = 2) -> str:
-    """``encoder:PATH`` of an encoder trained on the public dataset that is not ``dataset``
-    (what `encoder_cmd` writes), trained first if it is not there."""
+                   epochs: int = 2, members: int = 1) -> str:
+    """``encoder:PATH[,PATH...]`` of ``members`` encoders (seeds 0, 1, ...) trained on the public
+    dataset that is not ``dataset`` (what `encoder_cmd` writes), trained first if not there."""
     from prism_edge.encoder import train_public_encoder
 
-    path = encoder_path(dataset, grid, epochs)
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        train_public_encoder(OTHER[dataset], path, data_dir, epochs=epochs, seed=0, grid=grid)
-    return f"encoder:{path}"
+    paths = []
+    for seed in range(members):
+        path = encoder_path(dataset, grid, epochs, seed)
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            train_public_encoder(OTHER[dataset], path, data_dir, epochs=epochs, seed=seed,
+                                 grid=grid)
+        paths.append(str(path))
+    return f"encoder:{','.join(paths)}"
 
 
 def resolve_encoders(features: str, dataset: str, data_dir: str | None) -> str:
     """``features`` with each placeholder replaced by its encoder (trained first if needed);
-    a placeholder's suffix ``-eN`` asks for N epochs of training instead of 2, ``-rffW`` for the
-    Gaussian kernel beside it (encoder-rffW:)."""
+    a placeholder's suffix ``-eN`` asks for N epochs of training instead of 2, ``xM`` for M
+    encoders side by side (seeds 0 to M-1), ``-rffW`` for the Gaussian kernel beside them
+    (encoder-rffW:)."""
     def one(m: re.Match) -> str:
-        spec = public_encoder(dataset, data_dir, GRIDS[m.group(1)], int(m.group(2) or 2))
-        return spec.replace("encoder:", f"encoder-rff{m.group(3)}:") if m.group(3) else spec
+        spec = public_encoder(dataset, data_dir, GRIDS[m.group(1)], int(m.group(2) or 2),
+                              int(m.group(3) or 1))
+        return spec.replace("encoder:", f"encoder-rff{m.group(4)}:") if m.group(4) else spec
 
-    return re.sub(r"(public-(?:fine-)?encoder)(?:-e([0-9]+))?(?:-rff(-?[0-9]+(?:\.[0-9]+)?))?",
-                  one, features)
+    return re.sub(r"(public-(?:fine-)?encoder)(?:-e([0-9]+)(?:x([0-9]+))?)?"
+                  r"(?:-rff(-?[0-9]+(?:\.[0-9]+)?))?", one, features)
 
 
 def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[str, RunConfig]:
@@ -118,9 +126,11 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         """rff27 with the class means matched to ``g`` times the data's (--mean-scale)."""
         return {**rff27, **kw, "client": {**rff27["client"], "mean_scale": g}}
 
-    def enc_epochs(run: dict, epochs: int = 10, **client) -> dict:
-        """``run`` with the public encoder trained ``epochs`` epochs instead of 2."""
-        feats = run["client"]["features"].replace(PUBLIC, f"{PUBLIC}-e{epochs}")
+    def enc_epochs(run: dict, epochs: int = 10, members: int = 1, **client) -> dict:
+        """``run`` with the public encoder trained ``epochs`` epochs instead of 2 (``members``
+        of them, from seeds 0, 1, ..., side by side)."""
+        times = f"x{members}" if members > 1 else ""
+        feats = run["client"]["features"].replace(PUBLIC, f"{PUBLIC}-e{epochs}{times}")
         return {**run, "client": {**run["client"], "features": feats, **client}}
 
     # a quarter of the batch for four times the local steps; a round takes about 81 s on 2 cores
@@ -346,6 +356,10 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
             **enc_epochs(scaled(1.3, rounds=25, dataset="fashion-mnist")), server={"mada": False}),
         "prism-no-mada-25x80-batch32-cond-enc20-rff1000-resize-deep-lr0.3-scale1.3": cfg(
             **enc_epochs(scaled(1.3, rounds=25), 20), server={"mada": False}),
+        # two encoders side by side (seeds 0 and 1, 10 epochs each): on one client 28.7, against
+        # 34.2 and 40.0 for each alone (a one-off script); steps cost about 12% more, so 23 rounds
+        "prism-no-mada-23x80-batch32-cond-enc10x2-rff1000-resize-deep-lr0.3-scale1.3": cfg(
+            **enc_epochs(scaled(1.3, rounds=23), members=2), server={"mada": False}),
         # the same on one client in the harness: 32.3 (10 epochs) vs 83.2 (2 epochs), 39.3 (20)
         **{f"centralized-1x2160-batch32-cond-enc{e}-rff1000-resize-deep-lr0.3-scale1.3": cfg(
             **central(2160, features=f"{PUBLIC}{s}-rff1000", n_features=2048, batch=32,
@@ -405,10 +419,12 @@ def cli_of(cfg: RunConfig, out: str, device: str = "cpu") -> str:
              "" if device == "cpu" else f"--device {device}", f"-o {out}"]
     cmd = " ".join(p for p in parts if p)
     for grid in GRIDS.values():
-        # the epoch count is read off the path, so any -eN variant gets its training command
+        # epochs and seed are read off the path, so any -eN(xM) variant gets its training commands
         stem = str(encoder_path(cfg.dataset, grid)).removesuffix(".pt")
-        for m in re.finditer(re.escape(stem) + r"(?:-e([0-9]+))?\.pt", c.features):
-            cmd = f"{encoder_cmd(cfg.dataset, grid, int(m.group(1) or 2))} && {cmd}"
+        found = re.finditer(re.escape(stem) + r"(?:-e([0-9]+))?(?:-seed([0-9]+))?\.pt", c.features)
+        prefix = [encoder_cmd(cfg.dataset, grid, int(m.group(1) or 2), int(m.group(2) or 0))
+                  for m in found]
+        cmd = " && ".join([*prefix, cmd])
     return cmd
 
 

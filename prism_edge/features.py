@@ -16,6 +16,8 @@ downloaded. Each maps images (B, C, H, W) in [-1, 1] to features (B, D).
   weighted by W, random Fourier features of its unit-normalised features (a Gaussian kernel,
   which also matches how they spread); ``encoder-rff-1:PATH`` keeps the Gaussian part alone.
   ``--n-features`` sets the number of random features.
+* ``encoder:A.pt,B.pt`` (any of the encoder forms): several encoders, their features side by side
+  (e.g. the same encoder trained from two seeds: bench/results/quality.md).
 """
 
 from __future__ import annotations
@@ -185,6 +187,23 @@ def _load_encoder(path: str, shape: tuple[int, int, int]) -> tuple[nn.Module, in
     return enc, out.shape[1]
 
 
+class _Concat(nn.Module):
+    def __init__(self, encs: list[nn.Module]):
+        super().__init__()
+        self.encs = nn.ModuleList(encs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([enc(x) for enc in self.encs], 1)
+
+
+def _load_encoders(paths: str, shape: tuple[int, int, int]) -> tuple[nn.Module, int]:
+    """``_load_encoder`` of each comma-separated path; several give their features side by side."""
+    loaded = [_load_encoder(p, shape) for p in paths.split(",")]
+    if len(loaded) == 1:
+        return loaded[0]
+    return _Concat([enc for enc, _ in loaded]), sum(dim for _, dim in loaded)
+
+
 class _EncoderKernel(nn.Module):
     """An encoder's raw features (a linear kernel: class means of its features) beside random
     Fourier features of its unit-normalised features (a Gaussian kernel on the sphere, which
@@ -227,7 +246,10 @@ class FeatureMap(nn.Module):
         if random_kind:
             self._add_random_maps(random_kind, c, h, w, seed, n_features, bandwidth)
         if path:
-            enc, dim = _load_encoder(path, shape)
+            if "" in path.split(","):
+                raise PrismError(f"feature map {self.kind!r} has an empty encoder path; write "
+                                 "encoder:PATH or encoder:PATH,PATH")
+            enc, dim = _load_encoders(path, shape)
             if kernel_weight is not None:
                 enc = _EncoderKernel(enc, dim, n_features, seed * 7919 + 500, kernel_weight)
             # beside RFF parts (each of norm about 1) an encoder's raw scale would drown them

@@ -29,6 +29,26 @@ def test_user_encoder_file(tmp_path):
         make_feature_map("vgg", (1, 28, 28))
 
 
+def test_several_encoders_give_their_features_side_by_side(tmp_path):
+    paths = []
+    for i, width in enumerate((16, 8)):
+        torch.manual_seed(i)
+        enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, width), torch.nn.Tanh())
+        paths.append(tmp_path / f"enc{i}.pt")
+        torch.jit.script(enc).save(str(paths[-1]))
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    both = make_feature_map(f"encoder:{paths[0]},{paths[1]}", (1, 28, 28))(x)
+    alone = [make_feature_map(f"encoder:{p}", (1, 28, 28))(x) for p in paths]
+    assert both.shape == (3, 24) and torch.equal(both, torch.cat(alone, 1))
+    kernel = make_feature_map(f"encoder-rff100:{paths[0]},{paths[1]}", (1, 28, 28),
+                              n_features=64)(x)
+    assert kernel.shape == (3, 24 + 64) and torch.equal(kernel[:, :24], both)
+    with pytest.raises(PrismError, match="empty encoder path"):
+        make_feature_map(f"encoder:{paths[0]},", (1, 28, 28))
+    with pytest.raises(PrismError, match="TorchScript"):
+        make_feature_map(f"encoder:{paths[0]},{tmp_path / 'missing.pt'}", (1, 28, 28))
+
+
 def test_builtin_map_plus_encoder(tmp_path):
     enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 16))
     path = tmp_path / "enc.pt"

@@ -357,9 +357,11 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "prism-no-mada-25x80-batch32-cond-enc20-rff1000-resize-deep-lr0.3-scale1.3": cfg(
             **enc_epochs(scaled(1.3, rounds=25), 20), server={"mada": False}),
         # two encoders side by side (seeds 0 and 1, 10 epochs each): on one client 28.7, against
-        # 34.2 and 40.0 for each alone (a one-off script); steps cost about 12% more, so 23 rounds
-        "prism-no-mada-23x80-batch32-cond-enc10x2-rff1000-resize-deep-lr0.3-scale1.3": cfg(
-            **enc_epochs(scaled(1.3, rounds=23), members=2), server={"mada": False}),
+        # 34.2 and 40.0 for each alone (a one-off script); a round takes 96 s instead of 72 (the
+        # generated batch goes through both encoders, backward too), so 18 rounds: 35.7 (15.7x)
+        # in 28.9 minutes, worse than one encoder's 25 rounds (31.5) in the same time
+        "prism-no-mada-18x80-batch32-cond-enc10x2-rff1000-resize-deep-lr0.3-scale1.3": cfg(
+            **enc_epochs(scaled(1.3, rounds=18), members=2), server={"mada": False}),
         # the same on one client in the harness: 32.3 (10 epochs) vs 83.2 (2 epochs), 39.3 (20)
         **{f"centralized-1x2160-batch32-cond-enc{e}-rff1000-resize-deep-lr0.3-scale1.3": cfg(
             **central(2160, features=f"{PUBLIC}{s}-rff1000", n_features=2048, batch=32,

@@ -198,6 +198,9 @@ class _Concat(nn.Module):
 
 def _load_encoders(paths: str, shape: tuple[int, int, int]) -> tuple[nn.Module, int]:
     """``_load_encoder`` of each comma-separated path; several give their features side by side."""
+    if "" in paths.split(","):
+        raise PrismError(f"encoder list {paths!r} has an empty encoder path; write encoder:PATH or "
+                         "encoder:PATH,PATH")
     loaded = [_load_encoder(p, shape) for p in paths.split(",")]
     if len(loaded) == 1:
         return loaded[0]
@@ -246,9 +249,6 @@ class FeatureMap(nn.Module):
         if random_kind:
             self._add_random_maps(random_kind, c, h, w, seed, n_features, bandwidth)
         if path:
-            if "" in path.split(","):
-                raise PrismError(f"feature map {self.kind!r} has an empty encoder path; write "
-                                 "encoder:PATH or encoder:PATH,PATH")
             enc, dim = _load_encoders(path, shape)
             if kernel_weight is not None:
                 enc = _EncoderKernel(enc, dim, n_features, seed * 7919 + 500, kernel_weight)

@@ -48,33 +48,36 @@ GRIDS = {PUBLIC: DEFAULT_GRID, PUBLIC_FINE: (7, 7)}
 OTHER = {"mnist": "fashion-mnist", "fashion-mnist": "mnist"}
 
 
-def encoder_path(dataset: str, grid: tuple[int, int], epochs: int = 2, seed: int = 0) -> Path:
+def encoder_path(dataset: str, grid: tuple[int, int], epochs: int = 2, seed: int = 0,
+                 shift: int = 0) -> Path:
     suffix = "" if grid == DEFAULT_GRID else f"-grid{grid[0]}x{grid[1]}"
     suffix += "" if epochs == 2 else f"-e{epochs}"
+    suffix += "" if shift == 0 else f"-shift{shift}"
     suffix += "" if seed == 0 else f"-seed{seed}"
     return RUNS.parent / "encoders" / f"{OTHER[dataset]}{suffix}.pt"
 
 
 def encoder_cmd(dataset: str, grid: tuple[int, int] = DEFAULT_GRID, epochs: int = 2,
-                seed: int = 0) -> str:
+                seed: int = 0, shift: int = 0) -> str:
     option = "" if grid == DEFAULT_GRID else f"--feature-grid {grid[0]},{grid[1]} "
+    option += "" if shift == 0 else f"--shift {shift} "
     return (f"prism-edge train-encoder --dataset {OTHER[dataset]} --epochs {epochs} --seed {seed} "
-            f"{option}-o {encoder_path(dataset, grid, epochs, seed)}")
+            f"{option}-o {encoder_path(dataset, grid, epochs, seed, shift)}")
 
 
 def public_encoder(dataset: str, data_dir: str | None, grid: tuple[int, int] = DEFAULT_GRID,
-                   epochs: int = 2, members: int = 1) -> str:
+                   epochs: int = 2, members: int = 1, shift: int = 0) -> str:
     """``encoder:PATH[,PATH...]`` of ``members`` encoders (seeds 0, 1, ...) trained on the public
     dataset that is not ``dataset`` (what `encoder_cmd` writes), trained first if not there."""
     from prism_edge.encoder import train_public_encoder
 
     paths = []
     for seed in range(members):
-        path = encoder_path(dataset, grid, epochs, seed)
+        path = encoder_path(dataset, grid, epochs, seed, shift)
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             train_public_encoder(OTHER[dataset], path, data_dir, epochs=epochs, seed=seed,
-                                 grid=grid)
+                                 grid=grid, shift=shift)
         paths.append(str(path))
     return f"encoder:{','.join(paths)}"
 
@@ -82,15 +85,16 @@ def public_encoder(dataset: str, data_dir: str | None, grid: tuple[int, int] = D
 def resolve_encoders(features: str, dataset: str, data_dir: str | None) -> str:
     """``features`` with each placeholder replaced by its encoder (trained first if needed);
     a placeholder's suffix ``-eN`` asks for N epochs of training instead of 2, ``xM`` for M
-    encoders side by side (seeds 0 to M-1), ``-rffW`` for the Gaussian kernel beside them
-    (encoder-rffW:)."""
+    encoders side by side (seeds 0 to M-1), ``-shiftK`` for training images shifted by up to K
+    pixels, ``-rffW`` for the Gaussian kernel beside them (encoder-rffW:)."""
     def one(m: re.Match) -> str:
-        spec = public_encoder(dataset, data_dir, GRIDS[m.group(1)], int(m.group(2) or 2),
-                              int(m.group(3) or 1))
-        return spec.replace("encoder:", f"encoder-rff{m.group(4)}:") if m.group(4) else spec
+        spec = public_encoder(dataset, data_dir, GRIDS[m["kind"]], int(m["epochs"] or 2),
+                              int(m["members"] or 1), int(m["shift"] or 0))
+        return spec.replace("encoder:", f"encoder-rff{m['rff']}:") if m["rff"] else spec
 
-    return re.sub(r"(public-(?:fine-)?encoder)(?:-e([0-9]+)(?:x([0-9]+))?)?"
-                  r"(?:-rff(-?[0-9]+(?:\.[0-9]+)?))?", one, features)
+    return re.sub(r"(?P<kind>public-(?:fine-)?encoder)(?:-e(?P<epochs>[0-9]+)"
+                  r"(?:x(?P<members>[0-9]+))?)?(?:-shift(?P<shift>[0-9]+))?"
+                  r"(?:-rff(?P<rff>-?[0-9]+(?:\.[0-9]+)?))?", one, features)
 
 
 def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[str, RunConfig]:
@@ -126,10 +130,13 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         """rff27 with the class means matched to ``g`` times the data's (--mean-scale)."""
         return {**rff27, **kw, "client": {**rff27["client"], "mean_scale": g}}
 
-    def enc_epochs(run: dict, epochs: int = 10, members: int = 1, **client) -> dict:
+    def enc_epochs(run: dict, epochs: int = 10, members: int = 1, shift: int = 0,
+                   **client) -> dict:
         """``run`` with the public encoder trained ``epochs`` epochs instead of 2 (``members``
-        of them, from seeds 0, 1, ..., side by side)."""
+        of them, from seeds 0, 1, ..., side by side; training images shifted by up to
+        ``shift`` pixels)."""
         times = f"x{members}" if members > 1 else ""
+        times += f"-shift{shift}" if shift else ""
         feats = run["client"]["features"].replace(PUBLIC, f"{PUBLIC}-e{epochs}{times}")
         return {**run, "client": {**run["client"], "features": feats, **client}}
 
@@ -369,7 +376,10 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         **{f"centralized-1x2160-batch32-cond-enc{e}-rff1000-resize-deep-lr0.3-scale1.3": cfg(
             **central(2160, features=f"{PUBLIC}{s}-rff1000", n_features=2048, batch=32,
                       mean_scale=1.3), server={"mada": False})
-           for e, s in (("", ""), ("10", "-e10"), ("20", "-e20"))},
+           for e, s in (("", ""), ("10", "-e10"), ("20", "-e20"), ("10-shift2", "-e10-shift2"))},
+        # the encoder trained on images shifted by up to 2 pixels (against overfitting)
+        "prism-no-mada-25x80-batch32-cond-enc10-shift2-rff1000-resize-deep-lr0.3-scale1.3": cfg(
+            **enc_epochs(scaled(1.3, rounds=25), shift=2), server={"mada": False}),
         "prism-mada-27x80-batch32-cond-enc-rff1000-resize-deep-lr0.3-scale1.2": cfg(
             **scaled(1.2)),
         **{f"prism-fashion-no-mada-27x80-batch32-cond-enc-rff1000-resize-deep-lr0.3-scale{g}": cfg(
@@ -426,9 +436,10 @@ def cli_of(cfg: RunConfig, out: str, device: str = "cpu") -> str:
     for grid in GRIDS.values():
         # epochs and seed are read off the path, so any -eN(xM) variant gets its training commands
         stem = str(encoder_path(cfg.dataset, grid)).removesuffix(".pt")
-        found = re.finditer(re.escape(stem) + r"(?:-e([0-9]+))?(?:-seed([0-9]+))?\.pt", c.features)
-        prefix = [encoder_cmd(cfg.dataset, grid, int(m.group(1) or 2), int(m.group(2) or 0))
-                  for m in found]
+        found = re.finditer(re.escape(stem) + r"(?:-e([0-9]+))?(?:-shift([0-9]+))?"
+                            r"(?:-seed([0-9]+))?\.pt", c.features)
+        prefix = [encoder_cmd(cfg.dataset, grid, int(m.group(1) or 2), int(m.group(3) or 0),
+                              int(m.group(2) or 0)) for m in found]
         cmd = " && ".join([*prefix, cmd])
     return cmd
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from prism_edge.data import load_dataset
-from prism_edge.encoder import accuracy, save_encoder, train_encoder
+from prism_edge.encoder import accuracy, random_shift, save_encoder, train_encoder
 from prism_edge.errors import PrismError
 from prism_edge.features import make_feature_map
 
@@ -31,6 +31,30 @@ def test_public_encoder_learns_and_becomes_a_frozen_feature_map(data_root, tmp_p
     assert not any(p.requires_grad for p in fm.parameters())  # the encoder itself stays fixed
     with pytest.raises(PrismError, match="does not accept 3x28x28"):
         make_feature_map(f"encoder:{path}", (3, 28, 28))
+
+
+def test_random_shift_moves_each_image_within_the_limit_onto_black():
+    x = torch.rand(400, 1, 5, 6)
+    gen = torch.Generator().manual_seed(3)
+    assert random_shift(x, 0, gen) is x
+    out = random_shift(x, 2, gen)
+    assert out.shape == x.shape
+    seen = set()
+    for img, src in zip(out[:, 0], x[:, 0]):
+        # find the offset by brute force: the image equals the source moved by (dy, dx), with -1
+        # where the move uncovered pixels
+        match = []
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                want = torch.full((5, 6), -1.0)
+                want[max(dy, 0):5 + min(dy, 0), max(dx, 0):6 + min(dx, 0)] = \
+                    src[max(-dy, 0):5 - max(dy, 0), max(-dx, 0):6 - max(dx, 0)]
+                match += [(dy, dx)] if torch.equal(img, want) else []
+        assert len(match) == 1
+        seen.add(match[0])
+    assert len(seen) == 25  # every offset in [-2, 2]^2 occurs among 400 images
+    a = random_shift(x, 2, torch.Generator().manual_seed(5))
+    assert torch.equal(a, random_shift(x, 2, torch.Generator().manual_seed(5)))
 
 
 def _cli(*args):
@@ -70,6 +94,15 @@ def test_train_encoder_cli(tmp_path):
     feats = make_feature_map(f"encoder:{out}", (1, 16, 16))(torch.zeros(2, 1, 16, 16))
     # stages of 8x8, 4x4 and 2x2: 32 x 8^2 + 64 x 2^2 + 128 x 2^2
     assert feats.shape == (2, 32 * 64 + 64 * 4 + 128 * 4)
+
+
+def test_train_encoder_cli_refuses_a_shift_too_large_for_the_images(tmp_path):
+    _folder(tmp_path / "data", ["a", "b"])
+    out = tmp_path / "enc.pt"
+    r = _cli("train-encoder", "--dataset", str(tmp_path / "data"), "--size", "16", "--shift", "5",
+             "-o", str(out))
+    assert r.returncode == 2 and "shift 5 does not suit 16x16" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()
 
 
 @pytest.mark.parametrize("grid, msg", [("9,2", "does not fit 16x16"), ("7", "two whole numbers"),

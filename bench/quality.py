@@ -354,7 +354,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
             **enc_epochs(scaled(1.3, rounds=25, mode="dense"), lr=1e-2)),
         # a second seed (30.7 in 31.7 minutes: its rounds took 64-81 s, seed 42's 50-79 s for the
         # same work; this shared machine's speed varies by the hour),
-        # MADA (not run yet) and Fashion-MNIST in the same configuration, and the
+        # MADA (49.6 in 24.2 minutes: 59% worse than the two no-MADA seeds' mean of 31.1; lambda
+        # 0.50 falling to 0.25) and Fashion-MNIST in the same configuration, and the
         # encoder trained 20 epochs (worse on one client: 39.3 against 32.3; test accuracy 91.6%
         # against 91.7%, so it overfits)
         "prism-no-mada-25x80-batch32-cond-enc10-rff1000-resize-deep-lr0.3-scale1.3-seed7": cfg(

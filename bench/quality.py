@@ -60,7 +60,7 @@ def encoder_path(dataset: str, grid: tuple[int, int], epochs: int = 2, seed: int
 def encoder_cmd(dataset: str, grid: tuple[int, int] = DEFAULT_GRID, epochs: int = 2,
                 seed: int = 0, shift: int = 0) -> str:
     option = "" if grid == DEFAULT_GRID else f"--feature-grid {grid[0]},{grid[1]} "
-    option += "" if shift == 0 else f"--shift {shift} "
+    option += f"--shift {shift} "  # always: rows from before the option trained with 0
     return (f"prism-edge train-encoder --dataset {OTHER[dataset]} --epochs {epochs} --seed {seed} "
             f"{option}-o {encoder_path(dataset, grid, epochs, seed, shift)}")
 

@@ -76,12 +76,13 @@ def _folder(root, classes):
             Image.fromarray(a).save(root / c / f"{i}.png")
 
 
-def test_train_encoder_cli_defaults_to_the_library_epochs():
+def test_train_encoder_cli_defaults_to_the_library_epochs_and_shift():
     from prism_edge.cli import main
-    from prism_edge.encoder import DEFAULT_EPOCHS
+    from prism_edge.encoder import DEFAULT_EPOCHS, DEFAULT_SHIFT
 
-    epochs = next(p for p in main.commands["train-encoder"].params if p.name == "epochs")
-    assert epochs.default == DEFAULT_EPOCHS == 10
+    params = {p.name: p.default for p in main.commands["train-encoder"].params}
+    assert params["epochs"] == DEFAULT_EPOCHS == 10
+    assert params["shift"] == DEFAULT_SHIFT == 2
 
 
 def test_train_encoder_cli(tmp_path):

@@ -444,7 +444,7 @@ def cli_of(cfg: RunConfig, out: str, device: str = "cpu") -> str:
              "" if device == "cpu" else f"--device {device}", f"-o {out}"]
     cmd = " ".join(p for p in parts if p)
     for grid in GRIDS.values():
-        # epochs and seed are read off the path, so any -eN(xM) variant gets its training commands
+        # epochs, shift and seed are read off the path, so every encoder variant gets its command
         stem = str(encoder_path(cfg.dataset, grid)).removesuffix(".pt")
         found = re.finditer(re.escape(stem) + r"(?:-e([0-9]+))?(?:-shift([0-9]+))?"
                             r"(?:-seed([0-9]+))?\.pt", c.features)

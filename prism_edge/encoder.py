@@ -115,8 +115,21 @@ def accuracy(model: PublicEncoder, images: torch.Tensor, labels: torch.Tensor) -
 
 
 def save_encoder(model: PublicEncoder, path: str | Path) -> None:
-    """TorchScript of the feature extractor (forward only), written atomically."""
+    """TorchScript of the feature extractor (forward only), written atomically, once it gives
+    the model's own features on a probe batch."""
+    from .errors import PrismError
+
     scripted = torch.jit.script(model.eval())
+    # TorchScript compiles the source file as it is on disk now, not the code that trained: if
+    # prism-edge was upgraded or edited during training, a method can come out as another's
+    probe = torch.linspace(-1, 1, 2 * 8 * model.last * 8 * model.last)
+    probe = probe.reshape(2, 1, 8 * model.last, 8 * model.last).repeat(1, model.c1.in_channels, 1, 1)
+    with torch.no_grad():
+        got, want = scripted(probe), model(probe)
+    if not (isinstance(got, torch.Tensor) and got.shape == want.shape
+            and torch.allclose(got, want, atol=1e-5)):
+        raise PrismError(f"{path} not written: prism-edge's source changed on disk while the "
+                         "encoder trained (an upgrade or an edit); train it again")
     with atomic_path(path) as tmp:
         scripted.save(str(tmp))
 

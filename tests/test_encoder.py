@@ -33,6 +33,29 @@ def test_public_encoder_learns_and_becomes_a_frozen_feature_map(data_root, tmp_p
         make_feature_map(f"encoder:{path}", (3, 28, 28))
 
 
+def test_save_encoder_refuses_code_that_changed_on_disk_while_it_trained(tmp_path, monkeypatch):
+    # what an upgrade during training does: TorchScript compiles the file as it is at save time,
+    # so the method at forward's old line (here one returning a tuple) would become forward
+    import importlib
+    import linecache
+
+    head = "import torch\nfrom prism_edge.encoder import PublicEncoder\n\n\nclass Enc(PublicEncoder):\n"
+    forward = ("    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+               "        return self.c1(x).flatten(1)\n")
+    other = ("    def other(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:\n"
+             "        return x, x\n\n")
+    src = tmp_path / "enc_on_disk.py"
+    src.write_text(head + forward)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = importlib.import_module("enc_on_disk").Enc()
+    # (not saved once before the change: TorchScript caches what it compiled per class)
+    src.write_text(head + other + forward)
+    linecache.checkcache(str(src))
+    with pytest.raises(PrismError, match="source changed on disk"):
+        save_encoder(model, tmp_path / "enc.pt")
+    assert not (tmp_path / "enc.pt").exists() and list(tmp_path.glob(".enc.pt*")) == []
+
+
 def test_random_shift_moves_each_image_within_the_limit_onto_black():
     x = torch.rand(400, 1, 5, 6)
     gen = torch.Generator().manual_seed(3)

@@ -67,13 +67,12 @@ def random_shift(images: torch.Tensor, shift: int, gen: torch.Generator) -> torc
     uncovered pixels take the background (-1, black in [-1, 1])."""
     if shift == 0:
         return images
-    b, _, h, w = images.shape
+    b, c, h, w = images.shape
     padded = F.pad(images, (shift,) * 4, value=-1.0)
     dy, dx = torch.randint(0, 2 * shift + 1, (2, b), generator=gen)
     rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
-    return padded[torch.arange(b)[:, None, None, None], torch.arange(images.shape[1])[:, None, None],
-                  rows, cols]
+    return padded[torch.arange(b)[:, None, None, None], torch.arange(c)[:, None, None], rows, cols]
 
 
 def train_encoder(images: torch.Tensor, labels: torch.Tensor, classes: int,
@@ -122,8 +121,8 @@ def save_encoder(model: PublicEncoder, path: str | Path) -> None:
     scripted = torch.jit.script(model.eval())
     # TorchScript compiles the source file as it is on disk now, not the code that trained: if
     # prism-edge was upgraded or edited during training, a method can come out as another's
-    probe = torch.linspace(-1, 1, 2 * 8 * model.last * 8 * model.last)
-    probe = probe.reshape(2, 1, 8 * model.last, 8 * model.last).repeat(1, model.c1.in_channels, 1, 1)
+    c, side = model.c1.in_channels, 8 * model.last
+    probe = torch.linspace(-1, 1, 2 * c * side * side).reshape(2, c, side, side)
     with torch.no_grad():
         got, want = scripted(probe), model(probe)
     if not (isinstance(got, torch.Tensor) and got.shape == want.shape

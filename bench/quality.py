@@ -396,8 +396,9 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
             **central(2160, features=f"{PUBLIC}-e10-shift2-rff{w}", n_features=2048, batch=32,
                       mean_scale=g), server={"mada": False})
            for w, g in ((1000, 1.15), (1000, 1.5), (3000, 1.3))},
-        # the dense twin of the shift-2 row: 33.8 (14.9x) in 21.6 minutes, worse than the mask
-        # (25.7 and 29.0; one dense seed) and than the dense twin of the unshifted encoder (26.6)
+        # the dense twin of the shift-2 row: 33.8 (14.9x) in 21.6 minutes, with seed 7 35.0
+        # (15.4x) in 22.2; mean 34.4, worse than the mask (mean 27.4: 0.80x dense) and than the
+        # dense twin of the unshifted encoder (26.6)
         **{f"dense-fedavg-25x80-batch32-cond-enc10-shift2-rff1000-resize-deep-scale1.3{t}": cfg(
             **enc_epochs(scaled(1.3, rounds=25, mode="dense", seed=seed), lr=1e-2, shift=2))
            for t, seed in (("", 42), ("-seed7", 7))},

@@ -66,13 +66,14 @@ def encoder_cmd(dataset: str, grid: tuple[int, int] = DEFAULT_GRID, epochs: int 
 
 
 def public_encoder(dataset: str, data_dir: str | None, grid: tuple[int, int] = DEFAULT_GRID,
-                   epochs: int = 2, members: int = 1, shift: int = 0) -> str:
-    """``encoder:PATH[,PATH...]`` of ``members`` encoders (seeds 0, 1, ...) trained on the public
-    dataset that is not ``dataset`` (what `encoder_cmd` writes), trained first if not there."""
+                   epochs: int = 2, members: int = 1, shift: int = 0, first_seed: int = 0) -> str:
+    """``encoder:PATH[,PATH...]`` of ``members`` encoders (seeds ``first_seed``, +1, ...) trained
+    on the public dataset that is not ``dataset`` (what `encoder_cmd` writes), trained first if
+    not there."""
     from prism_edge.encoder import train_public_encoder
 
     paths = []
-    for seed in range(members):
+    for seed in range(first_seed, first_seed + members):
         path = encoder_path(dataset, grid, epochs, seed, shift)
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,14 +87,16 @@ def resolve_encoders(features: str, dataset: str, data_dir: str | None) -> str:
     """``features`` with each placeholder replaced by its encoder (trained first if needed);
     a placeholder's suffix ``-eN`` asks for N epochs of training instead of 2, ``xM`` for M
     encoders side by side (seeds 0 to M-1), ``-shiftK`` for training images shifted by up to K
-    pixels, ``-rffW`` for the Gaussian kernel beside them (encoder-rffW:)."""
+    pixels, ``-seedS`` for encoder seeds from S instead of 0, ``-rffW`` for the Gaussian kernel
+    beside them (encoder-rffW:)."""
     def one(m: re.Match) -> str:
         spec = public_encoder(dataset, data_dir, GRIDS[m["kind"]], int(m["epochs"] or 2),
-                              int(m["members"] or 1), int(m["shift"] or 0))
+                              int(m["members"] or 1), int(m["shift"] or 0), int(m["seed"] or 0))
         return spec.replace("encoder:", f"encoder-rff{m['rff']}:") if m["rff"] else spec
 
     return re.sub(r"(?P<kind>public-(?:fine-)?encoder)(?:-e(?P<epochs>[0-9]+)"
                   r"(?:x(?P<members>[0-9]+))?)?(?:-shift(?P<shift>[0-9]+))?"
+                  r"(?:-seed(?P<seed>[0-9]+))?"
                   r"(?:-rff(?P<rff>-?[0-9]+(?:\.[0-9]+)?))?", one, features)
 
 
@@ -396,6 +399,10 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
             **central(2160, features=f"{PUBLIC}-e10-shift2-rff{w}", n_features=2048, batch=32,
                       mean_scale=g), server={"mada": False})
            for w, g in ((1000, 1.15), (1000, 1.5), (3000, 1.3))},
+        # the same encoder from seed 1: how far the one-client FID moves with the encoder's seed
+        "centralized-1x2160-batch32-cond-enc10-shift2-seed1-rff1000-resize-deep-lr0.3-scale1.3": cfg(
+            **central(2160, features=f"{PUBLIC}-e10-shift2-seed1-rff1000", n_features=2048,
+                      batch=32, mean_scale=1.3), server={"mada": False}),
         # the dense twin of the shift-2 row: 33.8 (14.9x) in 21.6 minutes, with seed 7 35.0
         # (15.4x) in 22.2; mean 34.4, worse than the mask (mean 27.4: 0.80x dense) and than the
         # dense twin of the unshifted encoder (26.6)

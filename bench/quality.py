@@ -405,6 +405,13 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "centralized-1x2160-batch32-cond-enc10-shift2-seed1-rff1000-resize-deep-lr0.3-scale1.3": cfg(
             **central(2160, features=f"{PUBLIC}-e10-shift2-seed1-rff1000", n_features=2048,
                       batch=32, mean_scale=1.3), server={"mada": False}),
+        # on an Intel Xeon with AMX (native bf16; 2026-11-28): the baseline again, the generator
+        # in bfloat16 (--precision bf16), twice the steps, and two shift-2 encoders side by side
+        **{f"centralized-1x{n}-batch32-cond-enc10{m}-shift2-rff1000-resize-deep-lr0.3-scale1.3{t}":
+           cfg(**central(n, features=f"{PUBLIC}-e10{m}-shift2-rff1000", n_features=2048,
+                         batch=32, mean_scale=1.3, precision=p), server={"mada": False})
+           for n, m, t, p in ((2160, "", "-bf16", "bf16"), (4320, "", "", "fp32"),
+                              (2160, "x2", "", "fp32"), (2160, "x2", "-bf16", "bf16"))},
         # the dense twin of the shift-2 row: 33.8 (14.9x) in 21.6 minutes, with seed 7 35.0
         # (15.4x) in 22.2; mean 34.4, worse than the mask (mean 27.4: 0.80x dense) and than the
         # dense twin of the unshifted encoder (26.6)
@@ -469,6 +476,7 @@ def cli_of(cfg: RunConfig, out: str, device: str = "cpu") -> str:
              if c.optimizer_state != default.client.optimizer_state else "",
              "" if cfg.arch == default.arch else f"--arch {cfg.arch}",
              "" if cfg.seed == default.seed else f"--seed {cfg.seed}",
+             "" if c.precision == default.client.precision else f"--precision {c.precision}",
              "" if device == "cpu" else f"--device {device}", f"-o {out}"]
     cmd = " ".join(p for p in parts if p)
     for grid in GRIDS.values():
@@ -537,7 +545,7 @@ def federated(args) -> None:
         save_grid(grid, OUT / f"{name}.png", nrow=nrow)
         device = trained_on.partition(" ")[0]
         row = {"name": name, "cmd": cli_of(cfg, str(out), device), "minutes": round(minutes, 1),
-               "device": trained_on,
+               "device": trained_on, "machine": report.machine(),
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **r}
         print(json.dumps(row), flush=True)
         with (OUT / "federated.jsonl").open("a") as fh:
@@ -551,6 +559,12 @@ def _minutes(row: dict) -> float | str:
     return row["minutes"] if device == "cpu" else f"{row['minutes']} on {device}"
 
 
+def _measured(row: dict) -> str:
+    """When, and on which CPU where recorded (rows before 2026-11-28 did not record it)."""
+    cpu = row.get("machine", "").split(",")[0]
+    return f"{row.get('date', '')} on {cpu}" if cpu else row.get("date", "")
+
+
 def write_federated_table(n: int) -> None:
     """The table of every federated variant measured so far (one row per bench run of it)."""
     rows = [json.loads(x) for x in (OUT / "federated.jsonl").read_text().splitlines()]
@@ -558,7 +572,7 @@ def write_federated_table(n: int) -> None:
         ["variant", "measured", "minutes", "FID-LeNet", "floor", "ratio (goal <= 6, fashion <= 8)",
          "conf >= 0.9 (goal >= 80%)", "class share min-max (goal 5-15%)", "coverage", "recall",
          "label read back", "grid"],
-        [[r["name"], r.get("date", ""), _minutes(r), round(r["fid"], 1), round(r["fid_floor"], 2),
+        [[r["name"], _measured(r), _minutes(r), round(r["fid"], 1), round(r["fid_floor"], 2),
           round(r["floor_ratio"], 1), f"{r.get('confident_fraction', 0):.0%}",
           f"{r.get('min_class_share', 0):.1%}-{r.get('max_class_share', 0):.1%}",
           round(r["coverage"], 3), round(r["recall"], 3),

@@ -417,7 +417,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                               (2160, "x2", "", "fp32"), (2160, "x2", "-bf16", "bf16"))},
         # federated on that Xeon (the shift-2 row above scored 27.2 there in 15.2 minutes): two
         # shift-2 encoders in bf16, 30 rounds 27.3 in 18.4, 45 rounds 28.8 in 30.7 (rounds of
-        # 39-42 s against 34-38 s: the machine slowed); one in bf16, 50 rounds 30.4 in 22.9: what
+        # 37-43 s against 34-38 s: the machine slowed); one in bf16, 50 rounds 30.4 in 22.9: what
         # helped one client by about 20% each does not help the federated mask
         **{f"prism-no-mada-{r}x80-batch32-cond-enc10{m}-shift2-rff1000-resize-deep-lr0.3-scale1.3"
            f"-bf16": cfg(**enc_epochs(scaled(1.3, rounds=r), members=k, shift=2,

@@ -426,9 +426,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # half the local steps in twice the rounds (less drift between non-IID clients between
         # averagings), bf16: 27.5 (12.2x) in 11.3 minutes, the same as 25 x 80 (27.2)
         "prism-no-mada-50x40-batch32-cond-enc10-shift2-rff1000-resize-deep-lr0.3-scale1.3-bf16": cfg(
-            **enc_epochs({**scaled(1.3, rounds=50), "client": {**scaled(1.3)["client"],
-                                                               "local_steps": 40}},
-                         shift=2, precision="bf16"), server={"mada": False}),
+            **enc_epochs(scaled(1.3, rounds=50), shift=2, precision="bf16", local_steps=40),
+            server={"mada": False}),
         # the dense twin of the shift-2 row: 33.8 (14.9x) in 21.6 minutes, with seed 7 35.0
         # (15.4x) in 22.2; mean 34.4, worse than the mask (mean 27.4: 0.80x dense) and than the
         # dense twin of the unshifted encoder (26.6)

@@ -477,7 +477,9 @@ def cli_of(cfg: RunConfig, out: str, device: str = "cpu") -> str:
     default = RunConfig()  # what `prism-edge train` assumes for an option left out
     parts = [f"prism-edge train --dataset {cfg.dataset} --clients {cfg.clients} --split {cfg.split}",
              f"--rounds {cfg.rounds} --local-steps {c.local_steps} --features {c.features}",
-             f"--lr {c.lr}", "--no-mada" if not s.mada else "",
+             f"--lr {c.lr}", f"--lr-end {c.lr_end:g}" if c.lr_end != default.client.lr_end else "",
+             "--no-mada" if not s.mada else "",
+             f"--server-step {s.step:g}" if s.step != default.server.step else "",
              f"--batch {c.batch}" if c.batch != default.client.batch else "",
              f"--n-features {c.n_features}"
              if c.n_features != default.client.n_features else "",

@@ -138,7 +138,12 @@ def inspect_cmd(file: str, as_json: bool) -> None:
               help="Adam steps on the scores per client per round.")
 @click.option("--batch", type=click.IntRange(2), default=_CLIENT.batch, show_default=True,
               help="Generated images per local step.")
-@click.option("--lr", type=float, default=_CLIENT.lr, show_default=True, help="Adam learning rate.")
+@click.option("--lr", type=float, default=_CLIENT.lr, show_default=True,
+              help="Adam learning rate of the scores (per step; in the first round when "
+                   "--lr-end is below 1).")
+@click.option("--lr-end", type=click.FloatRange(0, 1), default=_CLIENT.lr_end, show_default=True,
+              help="Learning rate of the last round as a share of --lr (no unit): it falls "
+                   "from --lr along a cosine over the rounds; 1 keeps it constant (the paper).")
 @click.option("--split", default=_RUN.split, show_default=True,
               help="iid | shards:K (K label-sorted shards per client) | dirichlet:ALPHA.")
 @click.option("--arch", default=_RUN.arch, show_default=True,
@@ -176,6 +181,10 @@ def inspect_cmd(file: str, as_json: bool) -> None:
               help="Each client's Adam moments across rounds: persist (the paper) or reset "
                    "(fresh each round).")
 @click.option("--no-mada", is_flag=True, help="Plain averaging instead of MADA smoothing.")
+@click.option("--server-step", type=click.FloatRange(0, 1, min_open=True), default=_SERVER.step,
+              show_default=True,
+              help="With --no-mada: share of the way the global keep probability moves toward "
+                   "the clients' average each round (no unit; 1 = plain averaging).")
 @click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=_SERVER.fraction,
               show_default=True, help="Share of clients sampled each round.")
 @click.option("--min-clients", type=click.IntRange(1), default=_SERVER.min_clients, show_default=True,
@@ -241,11 +250,12 @@ def run_config(o: dict) -> RunConfig:
         dp_epsilon=o["dp_epsilon"],
         dp_delta=o["dp_delta"], dp_clip=o["dp_clip"],
         client=ClientConfig(local_steps=o["local_steps"], batch=o["batch"], lr=o["lr"],
+                            lr_end=o["lr_end"],
                             estimator=o["estimator"], mmd=o["mmd"], mean_scale=o["mean_scale"],
                             features=o["features"],
                             n_features=o["n_features"], precision=o["precision"],
                             optimizer_state=o["optimizer_state"]),
-        server=ServerConfig(mada=not o["no_mada"], fraction=o["fraction"],
+        server=ServerConfig(mada=not o["no_mada"], step=o["server_step"], fraction=o["fraction"],
                             min_clients=o["min_clients"], downlink=o["downlink"],
                             uplink=o["uplink"], score_init=o["score_init"],
                             clip=o["prob_clip"]))

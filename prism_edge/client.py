@@ -8,7 +8,8 @@ packed, 1 bit per weight.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ import torch
 from .adam import Adam
 from .architectures import Generator
 from .coding import coupled_sample, encode
-from .config import ClientConfig
+from .config import ClientConfig, RunConfig
 from .errors import PrismError
 from .features import FeatureMap
 from .masked import get_flat_scores, masked_layers, model_device, set_flat_scores, set_mode
@@ -39,6 +40,17 @@ def derive_seed(*parts: int) -> int:
     """A 63-bit seed from integers (run seed, round, client); stable across platforms."""
     h = hashlib.sha256(",".join(str(int(p)) for p in parts).encode()).digest()
     return int.from_bytes(h[:8], "big") >> 1
+
+
+def round_client_config(cfg: RunConfig, rnd: int) -> ClientConfig:
+    """The client options of round ``rnd`` (0-based): lr decays by a cosine from ``lr`` in the
+    first round to ``lr * lr_end`` in the last. Late rounds' steps then refine the mask instead
+    of hovering at the noise level that a constant lr reaches (bench/results/quality.md)."""
+    c = cfg.client
+    if c.lr_end == 1.0:
+        return c
+    t = min(rnd, cfg.rounds - 1) / max(1, cfg.rounds - 1)
+    return replace(c, lr=c.lr * (c.lr_end + (1 - c.lr_end) * 0.5 * (1 + math.cos(math.pi * t))))
 
 
 def client_update(gen: Generator, fm: FeatureMap, stats: DataStats, global_scores: torch.Tensor,

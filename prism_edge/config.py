@@ -15,6 +15,9 @@ class ClientConfig:
     local_steps: int = 100  # L: Adam steps on the scores per round
     batch: int = 64  # generated images per step
     lr: float = 0.1  # paper: 0.1
+    # the lr of the last round as a share of lr, reached by a cosine over the rounds (1: constant,
+    # as the paper); see client.round_client_config
+    lr_end: float = 1.0
     betas: tuple[float, float] = (0.5, 0.999)  # paper
     estimator: str = "ste"  # gradient estimator of the Bernoulli sample
     mmd: str = "unbiased"  # MMD estimator
@@ -35,6 +38,8 @@ OPTIMIZER_STATES = ("persist", "reset")
 @dataclass
 class ServerConfig:
     mada: bool = True
+    # without MADA: p <- p_old + step * (p_avg - p_old) each round (1: plain averaging)
+    step: float = 1.0
     fraction: float = 1.0  # share of clients sampled per round
     min_clients: int = 1  # fewer valid uploads than this: the round keeps the old state
     clip: float = 1e-3  # global probability kept in [clip, 1 - clip]
@@ -82,6 +87,11 @@ def check_settings(cfg: RunConfig) -> None:
     if cfg.client.optimizer_state not in OPTIMIZER_STATES:
         raise PrismError(f"unknown optimizer state {cfg.client.optimizer_state!r}; "
                          "use persist or reset")
+    if cfg.server.mada and cfg.server.step != 1.0:
+        raise PrismError("a server step below 1 replaces MADA's smoothing; add --no-mada or "
+                         "leave --server-step at 1")
+    if not 0 < cfg.server.step <= 1:
+        raise PrismError(f"server step {cfg.server.step} is outside (0, 1]")
     if cfg.server.uplink not in ("coded", "packed"):
         raise PrismError(f"unknown uplink {cfg.server.uplink!r}; use coded or packed")
     if cfg.server.uplink == "coded" and cfg.server.downlink != "uint8" and cfg.mode == "mask":

@@ -2,7 +2,8 @@
 
 Unpacks and averages client masks into a global probability (clipped away from 0 and 1), turns it
 into scores and applies MADA: lambda = normalised Hamming distance between masks sampled from the
-old and the new global probability, s <- lambda * s_new + (1 - lambda) * s_old.
+old and the new global probability, s <- lambda * s_new + (1 - lambda) * s_old. Without MADA the
+probability moves a fixed ``step`` of the way to the average (1: plain averaging).
 """
 
 from __future__ import annotations
@@ -154,9 +155,15 @@ def aggregate(state: ServerState, uploads: dict[str, object], cfg: ServerConfig,
     if cfg.mada:
         lam = mada_lambda(p_old, p_new, rng)
         state.scores = lam * s_new + (1 - lam) * state.scores
-    else:
+    elif cfg.step == 1.0:
         lam = 1.0
         state.scores = s_new
+    else:
+        # a mean of a few 0/1 masks is a noisy estimate of p; moving part of the way damps
+        # that noise round to round (bench/results/quality.md measures it)
+        lam = cfg.step
+        p = p_old + lam * (p_new.astype(np.float64) - p_old)
+        state.scores = logit(np.clip(p, cfg.clip, 1 - cfg.clip))
     return AggregateResult(accepted, rejected, lam, True)
 
 

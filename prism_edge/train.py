@@ -19,7 +19,7 @@ from tqdm import tqdm
 from . import server as srv
 from .accelerator import describe_device, resolve_device
 from .architectures import Generator
-from .client import client_update, derive_seed, local_train
+from .client import client_update, derive_seed, local_train, round_client_config
 from .clientdata import (
     client_indices,
     client_stats,
@@ -109,6 +109,7 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
         steps = tqdm(total=len(chosen) * cfg.client.local_steps, desc=f"round {rnd + 1}",
                      leave=False, disable=not progress, unit="step")
         uploads, masks, losses, up_bytes = {}, {}, [], 0
+        ccfg = round_client_config(cfg, rnd)
         for cid in chosen:
             seed = derive_seed(cfg.seed, rnd, cid)
 
@@ -121,14 +122,14 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
                 torch.manual_seed(seed)
                 set_flat_scores(gen, global_scores)
                 set_mode(gen, "dense")
-                ls, opt_states[cid] = local_train(gen, fm, stats[cid], cfg.client,
-                                                  cfg.client.lr, opt_states.get(cid), tick)
+                ls, opt_states[cid] = local_train(gen, fm, stats[cid], ccfg, ccfg.lr,
+                                                  opt_states.get(cid), tick)
                 weights = torch.cat([m.scores.detach().reshape(-1) for m in masked_layers(gen)])
                 uploads[str(cid)] = weights.cpu().numpy().astype(np.float32)
                 losses.append((ls[0], ls[-1]))
                 up_bytes += weights.numel() * 4
             else:
-                res = client_update(gen, fm, stats[cid], global_scores, cfg.client,
+                res = client_update(gen, fm, stats[cid], global_scores, ccfg,
                                     opt_states.get(cid), seed, tick,
                                     down if coded else None)
                 opt_states[cid] = res.opt_state
@@ -150,7 +151,8 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
         if on_round is not None:
             on_round(state.round, down, uploads, masks)
         row = srv.round_row(state, chosen, agg, losses, up_bytes, int(down.nbytes) * len(chosen),
-                            time.time() - t0, dense=cfg.mode == "dense", privacy=privacy)
+                            time.time() - t0, dense=cfg.mode == "dense", lr=ccfg.lr,
+                            privacy=privacy)
         rec.log_round(row)
         rounds.set_postfix(loss=f"{row['loss_last']:.4f}", lam=f"{agg.lam:.3f}",
                            up=f"{up_bytes / 1e3:.0f}kB", down=f"{row['bytes_down'] / 1e3:.0f}kB")

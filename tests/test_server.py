@@ -37,6 +37,26 @@ def test_average_of_known_masks_without_mada():
     assert np.allclose(st.prob, want, atol=1e-6)
 
 
+def test_a_server_step_moves_the_probability_part_of_the_way_to_the_average():
+    cfg = ServerConfig(mada=False, step=0.25, clip=0.01)
+    st = state_with([0.5, 0.5, 0.2, 0.8])
+    masks = [np.array([1, 0, 1, 1], np.uint8), np.array([1, 0, 0, 1], np.uint8)]
+    res = srv.aggregate(st, {str(i): np.packbits(m) for i, m in enumerate(masks)}, cfg,
+                        np.random.default_rng(0))
+    avg = np.array([0.99, 0.01, 0.5, 0.99])  # the clipped average of the two masks
+    assert res.lam == 0.25
+    assert np.allclose(st.prob, np.array([0.5, 0.5, 0.2, 0.8]) + 0.25 * (avg - [0.5, 0.5, 0.2, 0.8]))
+
+
+def test_a_server_step_with_mada_is_refused():
+    from prism_edge.config import RunConfig, check_settings
+    from prism_edge.errors import PrismError
+
+    with pytest.raises(PrismError, match="--no-mada"):
+        check_settings(RunConfig(server=ServerConfig(mada=True, step=0.5)))
+    check_settings(RunConfig(server=ServerConfig(mada=False, step=0.5)))
+
+
 def test_mada_mixes_old_and_new_scores():
     cfg = ServerConfig(mada=True, clip=0.01)
     st = state_with(np.full(8, 0.5))

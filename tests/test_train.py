@@ -139,3 +139,16 @@ def test_reset_optimizer_state_ignores_the_last_rounds_moments(data_root):
     reset = replace(cfg.client, optimizer_state="reset")
     assert torch.equal(scores_after(reset, stale), scores_after(reset, None))
     assert not torch.equal(scores_after(cfg.client, stale), scores_after(cfg.client, None))
+
+
+def test_lr_end_decays_the_client_lr_over_the_rounds_along_a_cosine():
+    from prism_edge.client import round_client_config
+
+    cfg = RunConfig(rounds=5, client=ClientConfig(lr=0.3, lr_end=0.1))
+    lrs = [round_client_config(cfg, r).lr for r in range(5)]
+    assert lrs[0] == 0.3 and abs(lrs[-1] - 0.03) < 1e-12
+    assert abs(lrs[2] - 0.3 * (0.1 + 0.9 * 0.5)) < 1e-12  # halfway down the cosine
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert round_client_config(cfg, 0).local_steps == cfg.client.local_steps  # only lr moves
+    constant = RunConfig(rounds=5, client=ClientConfig(lr=0.3))
+    assert {round_client_config(constant, r).lr for r in range(5)} == {0.3}

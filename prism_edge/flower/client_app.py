@@ -20,7 +20,7 @@ from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordD
 from flwr.clientapp import ClientApp
 
 from ..accelerator import resolve_device
-from ..client import client_update, derive_seed
+from ..client import client_update, derive_seed, round_client_config
 from ..clientdata import feature_map, one_client_stats, run_generator
 from ..memory import lean_malloc, peak_rss_mb
 from ..server import downlink_scores
@@ -117,7 +117,7 @@ def train(msg: Message, context: Context) -> Message:
         opt_state = opt_state_from_arrays(arrays)
         del context.state.array_records["adam"], arrays  # replaced after the update
     coded = cfg.server.uplink == "coded" and down.dtype == np.uint8
-    res = client_update(gen, fm, stats, scores, cfg.client, opt_state,
+    res = client_update(gen, fm, stats, scores, round_client_config(cfg, rnd - 1), opt_state,
                         derive_seed(cfg.seed, rnd - 1, pid), downlink=down if coded else None)
     context.state.array_records["adam"] = ArrayRecord(
         {k: Array(v) for k, v in opt_state_to_arrays(res.opt_state).items()})

@@ -20,7 +20,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Strategy
 
 from .. import server as srv
-from ..client import derive_seed
+from ..client import derive_seed, round_client_config
 from ..clientdata import run_generator
 from ..coding import Shared
 from ..config import RunConfig, check_settings
@@ -46,8 +46,9 @@ class PrismStrategy(Strategy):
         self.epsilons: list[float] = []
 
     def summary(self) -> None:
-        log.info("PrismStrategy: MADA=%s, fraction=%s, min_clients=%d, downlink=%s",
-                 self.cfg.server.mada, self.cfg.server.fraction, self.cfg.server.min_clients,
+        log.info("PrismStrategy: MADA=%s, step=%s, fraction=%s, min_clients=%d, downlink=%s",
+                 self.cfg.server.mada, self.cfg.server.step, self.cfg.server.fraction,
+                 self.cfg.server.min_clients,
                  self.cfg.server.downlink)
 
     def downlink(self) -> ArrayRecord:
@@ -119,8 +120,8 @@ class PrismStrategy(Strategy):
         bytes_up = sum(c["sent"] for c in per_client.values())
         bytes_down = sum(self.sent.values())
         row = srv.round_row(self.state, list(self.sent), agg, losses, bytes_up, bytes_down,
-                            time.time() - self.t0, missing=[str(n) for n in missing],
-                            per_client=per_client)
+                            time.time() - self.t0, lr=round_client_config(self.cfg, rnd - 1).lr,
+                            missing=[str(n) for n in missing], per_client=per_client)
         self.rec.log_round(row)
         self.rec.checkpoint(self.state)
         self.rec.samples(self.state)

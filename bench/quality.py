@@ -414,7 +414,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
            cfg(**central(n, features=f"{PUBLIC}-e10{m}-shift2-rff1000", n_features=2048,
                          batch=32, mean_scale=1.3, precision=p), server={"mada": False})
            for n, m, t, p in ((2160, "", "-bf16", "bf16"), (4320, "", "", "fp32"),
-                              (2160, "x2", "", "fp32"), (2160, "x2", "-bf16", "bf16"))},
+                              (2160, "x2", "", "fp32"), (2160, "x2", "-bf16", "bf16"),
+                              (8640, "", "-bf16", "bf16"))},
         # federated on that Xeon (the shift-2 row above scored 27.2 there in 15.2 minutes): two
         # shift-2 encoders in bf16, 30 rounds 27.3 in 18.4, 45 rounds 28.8 in 30.7 (rounds of
         # 37-43 s against 34-38 s: the machine slowed); one in bf16, 50 rounds 30.4 in 22.9: what

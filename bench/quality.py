@@ -440,8 +440,11 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                                      ("step0.5", {}, {"step": 0.5}))},
         # MADA on the 50 x 40 row: its lambda damps each round's move, which 25 rounds could
         # not afford (49.6 against 31.1 without, unshifted encoder); twice the rounds here
-        "prism-mada-50x40-batch32-cond-enc10-shift2-rff1000-resize-deep-lr0.3-scale1.3-bf16": cfg(
-            **enc_epochs(scaled(1.3, rounds=50), shift=2, precision="bf16", local_steps=40)),
+        # and four times the rounds of a quarter of the steps (20), with and without MADA
+        **{f"prism-{m}-{r}x{n}-batch32-cond-enc10-shift2-rff1000-resize-deep-lr0.3-scale1.3-bf16":
+           cfg(**enc_epochs(scaled(1.3, rounds=r), shift=2, precision="bf16", local_steps=n),
+               server={"mada": m == "mada"})
+           for m, r, n in (("mada", 50, 40), ("mada", 100, 20), ("no-mada", 100, 20))},
         # the dense twin of the shift-2 row: 33.8 (14.9x) in 21.6 minutes, with seed 7 35.0
         # (15.4x) in 22.2; mean 34.4, worse than the mask (mean 27.4: 0.80x dense) and than the
         # dense twin of the unshifted encoder (26.6)

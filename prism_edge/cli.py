@@ -143,7 +143,8 @@ def inspect_cmd(file: str, as_json: bool) -> None:
                    "--lr-end is below 1).")
 @click.option("--lr-end", type=click.FloatRange(0, 1), default=_CLIENT.lr_end, show_default=True,
               help="Learning rate of the last round as a share of --lr (no unit): it falls "
-                   "from --lr along a cosine over the rounds; 1 keeps it constant (the paper).")
+                   "from --lr along a cosine over --rounds (resuming with more rounds "
+                   "stretches it); 1 keeps it constant (the paper).")
 @click.option("--split", default=_RUN.split, show_default=True,
               help="iid | shards:K (K label-sorted shards per client) | dirichlet:ALPHA.")
 @click.option("--arch", default=_RUN.arch, show_default=True,

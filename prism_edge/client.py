@@ -44,8 +44,8 @@ def derive_seed(*parts: int) -> int:
 
 def round_client_config(cfg: RunConfig, rnd: int) -> ClientConfig:
     """The client options of round ``rnd`` (0-based): lr decays by a cosine from ``lr`` in the
-    first round to ``lr * lr_end`` in the last. Late rounds' steps then refine the mask instead
-    of hovering at the noise level that a constant lr reaches (bench/results/quality.md)."""
+    first round to ``lr * lr_end`` in the last, meant to let late rounds settle instead of
+    hovering at a constant lr's noise level (on MNIST it did not help: bench/results/quality.md)."""
     c = cfg.client
     if c.lr_end == 1.0:
         return c

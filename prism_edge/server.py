@@ -160,7 +160,7 @@ def aggregate(state: ServerState, uploads: dict[str, object], cfg: ServerConfig,
         state.scores = s_new
     else:
         # a mean of a few 0/1 masks is a noisy estimate of p; moving part of the way damps
-        # that noise round to round (bench/results/quality.md measures it)
+        # that noise round to round (on MNIST it did not help: bench/results/quality.md)
         lam = cfg.step
         p = p_old + lam * (p_new.astype(np.float64) - p_old)
         state.scores = logit(np.clip(p, cfg.clip, 1 - cfg.clip))

@@ -48,8 +48,7 @@ class PrismStrategy(Strategy):
     def summary(self) -> None:
         log.info("PrismStrategy: MADA=%s, step=%s, fraction=%s, min_clients=%d, downlink=%s",
                  self.cfg.server.mada, self.cfg.server.step, self.cfg.server.fraction,
-                 self.cfg.server.min_clients,
-                 self.cfg.server.downlink)
+                 self.cfg.server.min_clients, self.cfg.server.downlink)
 
     def downlink(self) -> ArrayRecord:
         self.down = srv.encode_downlink(self.state.prob, self.cfg.server.downlink)

@@ -90,6 +90,9 @@ def check_settings(cfg: RunConfig) -> None:
     if cfg.server.mada and cfg.server.step != 1.0:
         raise PrismError("a server step below 1 replaces MADA's smoothing; add --no-mada or "
                          "leave --server-step at 1")
+    if cfg.mode == "dense" and cfg.server.step != 1.0:
+        raise PrismError("--server-step moves a keep probability; the dense baseline averages "
+                         "weights: leave --server-step at 1 with --mode dense")
     if not 0 < cfg.server.step <= 1:
         raise PrismError(f"server step {cfg.server.step} is outside (0, 1]")
     if cfg.server.uplink not in ("coded", "packed"):

@@ -55,6 +55,8 @@ def test_a_server_step_with_mada_is_refused():
     with pytest.raises(PrismError, match="--no-mada"):
         check_settings(RunConfig(server=ServerConfig(mada=True, step=0.5)))
     check_settings(RunConfig(server=ServerConfig(mada=False, step=0.5)))
+    with pytest.raises(PrismError, match="dense"):  # dense FedAvg would silently ignore it
+        check_settings(RunConfig(mode="dense", server=ServerConfig(mada=False, step=0.5)))
 
 
 def test_mada_mixes_old_and_new_scores():

@@ -431,7 +431,9 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
             server={"mada": False}),
         # the 50 x 40 row with the clients' lr falling along a cosine to a tenth (--lr-end 0.1),
         # and with the server moving the global probability half the way to the clients' average
-        # each round (--server-step 0.5): the two ways to quieten the late rounds' noise
+        # each round (--server-step 0.5): the two ways to quieten the late rounds' noise. 30.4 and
+        # 29.1 in 12.0 and 11.9 minutes, against 28.3 for the 50 x 40 row replayed on the same
+        # machine (2026-11-28, a throw-away script): neither helps
         **{f"prism-no-mada-50x40-batch32-cond-enc10-shift2-rff1000-resize-deep-lr0.3-scale1.3"
            f"-bf16-{t}": cfg(**enc_epochs(scaled(1.3, rounds=50), shift=2, precision="bf16",
                                           local_steps=40, **client),
@@ -439,8 +441,9 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
            for t, client, server in (("lrend0.1", {"lr_end": 0.1}, {}),
                                      ("step0.5", {}, {"step": 0.5}))},
         # MADA on the 50 x 40 row: its lambda damps each round's move, which 25 rounds could
-        # not afford (49.6 against 31.1 without, unshifted encoder); twice the rounds here
-        # and four times the rounds of a quarter of the steps (20), with and without MADA
+        # not afford (49.6 against 31.1 without, unshifted encoder); twice the rounds here: 28.7
+        # (lambda 0.50 -> 0.18), 1-4% worse than without. And four times the rounds of a quarter
+        # of the steps (20): MADA 31.6 (lambda 0.50 -> 0.10) against 28.1 without, 12% worse
         **{f"prism-{m}-{r}x{n}-batch32-cond-enc10-shift2-rff1000-resize-deep-lr0.3-scale1.3-bf16":
            cfg(**enc_epochs(scaled(1.3, rounds=r), shift=2, precision="bf16", local_steps=n),
                server={"mada": m == "mada"})

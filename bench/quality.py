@@ -409,7 +409,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # again there (test accuracy 90.8%; torch training is not bit-identical across CPUs): the
         # baseline 31.5 in 1.6 minutes (26.3 on the AMD EPYC, with its own encoder); the generator
         # in bfloat16 (--precision bf16) 29.9 in 1.3; twice the steps 24.8 in 3.2; two shift-2
-        # encoders side by side (seeds 0 and 1) 25.6 in 2.5, and in bf16 23.8 in 2.2
+        # encoders side by side (seeds 0 and 1) 25.6 in 2.5, and in bf16 23.8 in 2.2; four times
+        # the steps in bf16 24.6 in 5.0, no better than twice: where this loss stops
         **{f"centralized-1x{n}-batch32-cond-enc10{m}-shift2-rff1000-resize-deep-lr0.3-scale1.3{t}":
            cfg(**central(n, features=f"{PUBLIC}-e10{m}-shift2-rff1000", n_features=2048,
                          batch=32, mean_scale=1.3, precision=p), server={"mada": False})

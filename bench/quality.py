@@ -149,6 +149,13 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
     deep21x160b16 = {**deep30x40, "rounds": 21, "client": {**deep30x40["client"],
                                                            "local_steps": 160, "batch": 16}}
 
+    def short(rounds: int, steps: int, mada: bool = False, step: float = 1.0,
+              **client) -> RunConfig:
+        """The shift-2 scale-1.3 row in bf16 as ``rounds`` rounds of ``steps`` local steps."""
+        return cfg(**enc_epochs(scaled(1.3, rounds=rounds), shift=2, precision="bf16",
+                                local_steps=steps, **client),
+                   server={"mada": mada, "step": step})
+
     def central(steps: int, **client) -> dict:
         """deep30x40 as one client with all the data training ``steps`` steps in one round."""
         return {**deep30x40, "clients": 1, "split": "iid", "rounds": 1,
@@ -427,27 +434,22 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
            for r, m, k in ((30, "x2", 2), (45, "x2", 2), (50, "", 1))},
         # half the local steps in twice the rounds (less drift between non-IID clients between
         # averagings), bf16: 27.5 (12.2x) in 11.3 minutes, the same as 25 x 80 (27.2)
-        "prism-no-mada-50x40-batch32-cond-enc10-shift2-rff1000-resize-deep-lr0.3-scale1.3-bf16": cfg(
-            **enc_epochs(scaled(1.3, rounds=50), shift=2, precision="bf16", local_steps=40),
-            server={"mada": False}),
+        "prism-no-mada-50x40-batch32-cond-enc10-shift2-rff1000-resize-deep-lr0.3-scale1.3-bf16":
+            short(50, 40),
         # the 50 x 40 row with the clients' lr falling along a cosine to a tenth (--lr-end 0.1),
         # and with the server moving the global probability half the way to the clients' average
         # each round (--server-step 0.5): the two ways to quieten the late rounds' noise. 30.4 and
         # 29.1 in 12.0 and 11.9 minutes, against 28.3 for the 50 x 40 row replayed on the same
         # machine (2026-11-28, a throw-away script): neither helps
         **{f"prism-no-mada-50x40-batch32-cond-enc10-shift2-rff1000-resize-deep-lr0.3-scale1.3"
-           f"-bf16-{t}": cfg(**enc_epochs(scaled(1.3, rounds=50), shift=2, precision="bf16",
-                                          local_steps=40, **client),
-                             server={"mada": False, **server})
-           for t, client, server in (("lrend0.1", {"lr_end": 0.1}, {}),
-                                     ("step0.5", {}, {"step": 0.5}))},
+           f"-bf16-{t}": short(50, 40, **kw)
+           for t, kw in (("lrend0.1", {"lr_end": 0.1}), ("step0.5", {"step": 0.5}))},
         # MADA on the 50 x 40 row: its lambda damps each round's move, which 25 rounds could
         # not afford (49.6 against 31.1 without, unshifted encoder); twice the rounds here: 28.7
         # (lambda 0.50 -> 0.18), 1-4% worse than without. And four times the rounds of a quarter
         # of the steps (20): MADA 31.6 (lambda 0.50 -> 0.10) against 28.1 without, 12% worse
         **{f"prism-{m}-{r}x{n}-batch32-cond-enc10-shift2-rff1000-resize-deep-lr0.3-scale1.3-bf16":
-           cfg(**enc_epochs(scaled(1.3, rounds=r), shift=2, precision="bf16", local_steps=n),
-               server={"mada": m == "mada"})
+           short(r, n, mada=m == "mada")
            for m, r, n in (("mada", 50, 40), ("mada", 100, 20), ("no-mada", 100, 20))},
         # the dense twin of the shift-2 row: 33.8 (14.9x) in 21.6 minutes, with seed 7 35.0
         # (15.4x) in 22.2; mean 34.4, worse than the mask (mean 27.4: 0.80x dense) and than the

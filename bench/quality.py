@@ -88,16 +88,17 @@ def resolve_encoders(features: str, dataset: str, data_dir: str | None) -> str:
     a placeholder's suffix ``-eN`` asks for N epochs of training instead of 2, ``xM`` for M
     encoders side by side (seeds 0 to M-1), ``-shiftK`` for training images shifted by up to K
     pixels, ``-seedS`` for encoder seeds from S instead of 0, ``-rffW`` for the Gaussian kernel
-    beside them (encoder-rffW:)."""
+    beside them (encoder-rffW:), ``-stage-rffW`` for one per encoder stage (encoder-stage-rffW:)."""
     def one(m: re.Match) -> str:
         spec = public_encoder(dataset, data_dir, GRIDS[m["kind"]], int(m["epochs"] or 2),
                               int(m["members"] or 1), int(m["shift"] or 0), int(m["seed"] or 0))
-        return spec.replace("encoder:", f"encoder-rff{m['rff']}:") if m["rff"] else spec
+        kernel = f"encoder-{m['stage'] or ''}rff{m['rff']}:"
+        return spec.replace("encoder:", kernel) if m["rff"] else spec
 
     return re.sub(r"(?P<kind>public-(?:fine-)?encoder)(?:-e(?P<epochs>[0-9]+)"
                   r"(?:x(?P<members>[0-9]+))?)?(?:-shift(?P<shift>[0-9]+))?"
                   r"(?:-seed(?P<seed>[0-9]+))?"
-                  r"(?:-rff(?P<rff>-?[0-9]+(?:\.[0-9]+)?))?", one, features)
+                  r"(?:-(?P<stage>stage-)?rff(?P<rff>-?[0-9]+(?:\.[0-9]+)?))?", one, features)
 
 
 def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[str, RunConfig]:
@@ -451,6 +452,19 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         **{f"prism-{m}-{r}x{n}-batch32-cond-enc10-shift2-rff1000-resize-deep-lr0.3-scale1.3-bf16":
            short(r, n, mada=m == "mada")
            for m, r, n in (("mada", 50, 40), ("mada", 100, 20), ("no-mada", 100, 20))},
+        # one Gaussian kernel per encoder stage, each on its own unit-normalised features
+        # (encoder-stage-rff1000:), with the encoder's first two stages pooled to 4x4 / 3x3
+        # cells (public-encoder) or 7x7 / 7x7 (public-fine-encoder); one client, bf16
+        **{f"centralized-1x2160-batch32-cond-{g}enc10-shift2-stage-rff1000-resize-deep-lr0.3"
+           f"-scale1.3-bf16": cfg(**central(2160, features=f"{k}-e10-shift2-stage-rff1000",
+                                            n_features=2048, batch=32, mean_scale=1.3,
+                                            precision="bf16"), server={"mada": False})
+           for g, k in (("", PUBLIC), ("fine-", PUBLIC_FINE))},
+        # the same loss federated, 50 x 40, without and with MADA
+        **{f"prism-{m}-50x40-batch32-cond-fine-enc10-shift2-stage-rff1000-resize-deep-lr0.3"
+           f"-scale1.3-bf16": short(50, 40, mada=m == "mada",
+                                    features=f"{PUBLIC_FINE}-e10-shift2-stage-rff1000")
+           for m in ("no-mada", "mada")},
         # the dense twin of the shift-2 row: 33.8 (14.9x) in 21.6 minutes, with seed 7 35.0
         # (15.4x) in 22.2; mean 34.4, worse than the mask (mean 27.4: 0.80x dense) and than the
         # dense twin of the unshifted encoder (26.6)

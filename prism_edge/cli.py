@@ -156,12 +156,14 @@ def inspect_cmd(file: str, as_json: bool) -> None:
                    "| encoder:PATH (TorchScript, e.g. from `prism-edge train-encoder`; on Flower "
                    "the file must exist at PATH on every node) | encoder-rffW:PATH (the encoder's "
                    "features plus, weighted by W, a Gaussian kernel on them: e.g. "
-                   "encoder-rff1000:enc.pt; W = -1 keeps the Gaussian part alone); "
+                   "encoder-rff1000:enc.pt; W = -1 keeps the Gaussian part alone) "
+                   "| encoder-stage-rffW:PATH (the same with one Gaussian kernel per stage of a "
+                   "train-encoder file, --n-features split evenly between them); "
                    "several comma-separated encoder files give their features side by side "
                    "(e.g. two seeds of train-encoder: encoder-rff1000:a.pt,b.pt).")
 @click.option("--n-features", type=click.IntRange(16), default=_CLIENT.n_features, show_default=True,
-              help="Feature dimension D of the loss (for encoder-rffW:PATH, the number of "
-                   "random features of its Gaussian part).")
+              help="Feature dimension D of the loss (for encoder-rffW:PATH and "
+                   "encoder-stage-rffW:PATH, the number of random features of the Gaussian part).")
 @click.option("--estimator", type=click.Choice(["ste", "paper"]), default=_CLIENT.estimator,
               show_default=True, help="Gradient estimator of the Bernoulli mask sample.")
 @click.option("--mmd", type=click.Choice(["unbiased", "biased"]), default=_CLIENT.mmd,

@@ -62,6 +62,17 @@ class PublicEncoder(nn.Module):
         return self.head(F.adaptive_avg_pool2d(self.stages(x)[2], self.last).flatten(1))
 
 
+def stage_dims(enc: nn.Module) -> list[int] | None:
+    """Feature counts of a PublicEncoder's three stages, in the order its features concatenate
+    them, read from the module (its TorchScript file keeps these attributes); None for an
+    encoder of another layout."""
+    try:
+        return [enc.c1.out_channels * enc.grid1 ** 2, enc.c2.out_channels * enc.grid2 ** 2,
+                enc.c3.out_channels * enc.last ** 2]
+    except AttributeError:
+        return None
+
+
 def random_shift(images: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
     """Each image moved by its own random whole-pixel offset in [-shift, shift] on both axes;
     uncovered pixels take the background (-1, black in [-1, 1])."""

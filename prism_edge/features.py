@@ -16,6 +16,10 @@ downloaded. Each maps images (B, C, H, W) in [-1, 1] to features (B, D).
   weighted by W, random Fourier features of its unit-normalised features (a Gaussian kernel,
   which also matches how they spread); ``encoder-rff-1:PATH`` keeps the Gaussian part alone.
   ``--n-features`` sets the number of random features.
+* ``encoder-stage-rffW:PATH``: as ``encoder-rffW:PATH`` with one Gaussian kernel per stage of a
+  ``prism-edge train-encoder`` encoder, each stage's features unit-normalised on their own, so
+  the stroke-level first stages weigh as much as the last (in the single kernel the last stage's
+  features dominate the unit vector). The random features are split evenly between the stages.
 * ``encoder:A.pt,B.pt`` (any of the encoder forms): several encoders, their features side by side
   (e.g. the same encoder trained from two seeds: bench/results/quality.md).
 """
@@ -30,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .encoder import stage_dims
 from .errors import PrismError
 
 # encoder-rff:PATH without a weight (the best of those measured, bench/results/quality.md)
@@ -207,25 +212,45 @@ def _load_encoders(paths: str, shape: tuple[int, int, int]) -> tuple[nn.Module, 
     return _Concat([enc for enc, _ in loaded]), sum(dim for _, dim in loaded)
 
 
+def _stages(enc: nn.Module, paths: str) -> list[int]:
+    """Feature counts of the stages of ``enc`` (several encoders: of each in turn), or
+    PrismError for an encoder that does not record them."""
+    members = enc.encs if isinstance(enc, _Concat) else [enc]
+    dims = [stage_dims(e) for e in members]
+    if any(d is None for d in dims):
+        raise PrismError(f"encoder {paths} does not record its stages (only files from "
+                         "`prism-edge train-encoder` do); use encoder-rffW:PATH for one kernel "
+                         "on all its features")
+    return [d for ds in dims for d in ds]
+
+
 class _EncoderKernel(nn.Module):
     """An encoder's raw features (a linear kernel: class means of its features) beside random
     Fourier features of its unit-normalised features (a Gaussian kernel on the sphere, which
     also matches their spread, not just their mean). ``weight`` scales the Gaussian part's
-    share of the MMD against the linear part's (raw encoder features have norms of tens)."""
+    share of the MMD against the linear part's (raw encoder features have norms of tens).
+
+    ``stages``: the feature counts of the encoder's stages, in order; each gets its own
+    Gaussian kernel on its own unit-normalised features (the kernels' sum, so the Gaussian
+    part keeps a norm of about sqrt(weight))."""
 
     def __init__(self, enc: nn.Module, dim: int, n_features: int, seed: int, weight: float,
-                 bandwidths=(0.25, 0.5, 1.0)):
+                 bandwidths=(0.25, 0.5, 1.0), stages: list[int] | None = None):
         super().__init__()
         self.enc = enc
+        self.stages = list(stages) if stages else [dim]
+        per = n_features // len(self.stages)
         # RFF's widths are relative to sqrt(dim) / 2; unit vectors want absolute widths
-        self.rff = RFF(dim, n_features, seed, tuple(b * 2 / math.sqrt(dim) for b in bandwidths),
-                       half=False)
+        self.rffs = nn.ModuleList(
+            RFF(d, per, seed + i, tuple(b * 2 / math.sqrt(d) for b in bandwidths), half=False)
+            for i, d in enumerate(self.stages))
         self.linear = weight >= 0
-        self.w = math.sqrt(abs(weight))
+        self.w = math.sqrt(abs(weight) / len(self.stages))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.enc(x)
-        g = self.w * self.rff(F.normalize(f, dim=1))
+        parts = torch.split(f, self.stages, 1) if len(self.stages) > 1 else (f,)
+        g = self.w * torch.cat([rff(F.normalize(p, dim=1)) for rff, p in zip(self.rffs, parts)], 1)
         return torch.cat([f, g], 1) if self.linear else g
 
 
@@ -237,21 +262,25 @@ class FeatureMap(nn.Module):
         c, h, w = shape
         self.parts = nn.ModuleList()
         kernel_weight = None
-        m = re.search(r"encoder-rff(-?[0-9]+(?:\.[0-9]+)?)?:", kind)
-        if m:  # encoder-rffW:PATH (W < 0: the Gaussian part alone)
-            kernel_weight = float(m.group(1) or DEFAULT_KERNEL_WEIGHT)
+        m = re.search(r"encoder-(stage-)?rff(-?[0-9]+(?:\.[0-9]+)?)?:", kind)
+        per_stage = bool(m and m.group(1))
+        if m:  # encoder-[stage-]rffW:PATH (W < 0: the Gaussian part alone)
+            kernel_weight = float(m.group(2) or DEFAULT_KERNEL_WEIGHT)
             kind = kind[:m.start()] + "encoder:" + kind[m.end():]
         random_kind, _, path = kind.partition("encoder:")
         random_kind = random_kind.rstrip("+")
         if random_kind not in FEATURE_KINDS and not (random_kind == "" and "encoder:" in kind):
             raise PrismError(f"unknown feature map {self.kind!r}; choose one of {FEATURE_KINDS}, "
-                             "encoder:PATH, encoder-rffW:PATH, or one of them + encoder:PATH")
+                             "encoder:PATH, encoder-rffW:PATH, encoder-stage-rffW:PATH, or one of them + "
+                             "encoder:PATH")
         if random_kind:
             self._add_random_maps(random_kind, c, h, w, seed, n_features, bandwidth)
         if path:
             enc, dim = _load_encoders(path, shape)
             if kernel_weight is not None:
-                enc = _EncoderKernel(enc, dim, n_features, seed * 7919 + 500, kernel_weight)
+                stages = _stages(enc, path) if per_stage else None
+                enc = _EncoderKernel(enc, dim, n_features, seed * 7919 + 500, kernel_weight,
+                                     stages=stages)
             # beside RFF parts (each of norm about 1) an encoder's raw scale would drown them
             self.parts.append(_UnitNorm(enc) if random_kind else enc)
         elif "encoder:" in kind:

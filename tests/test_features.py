@@ -123,3 +123,46 @@ def test_encoder_with_gaussian_kernel(tmp_path):
     assert x.grad.abs().sum() > 0
     with pytest.raises(PrismError, match="names no encoder file"):
         make_feature_map("encoder-rff100:", (1, 28, 28))
+
+
+def test_stage_kernel_gives_each_encoder_stage_its_own_gaussian_kernel(tmp_path):
+    from prism_edge.encoder import PublicEncoder, stage_dims
+
+    torch.manual_seed(0)
+    enc = PublicEncoder(1, 28, 10, grid=(4, 3)).eval()
+    path, louder = tmp_path / "enc.pt", tmp_path / "louder.pt"
+    torch.jit.script(enc).save(str(path))
+    assert stage_dims(torch.jit.load(str(path))) == [32 * 16, 64 * 9, 128 * 9]
+    # the same encoder with its last stage's features doubled (ReLU and max-pool keep the factor)
+    with torch.no_grad():
+        enc.c3.weight.mul_(2)
+        enc.c3.bias.mul_(2)
+    torch.jit.script(enc).save(str(louder))
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+
+    def fm(kind: str, p) -> torch.Tensor:
+        return make_feature_map(f"{kind}:{p}", (1, 28, 28), seed=1, n_features=300)(x)
+
+    f, g = fm("encoder-stage-rff100", path), fm("encoder-stage-rff100", louder)
+    assert f.shape == (3, 2240 + 300)
+    assert torch.allclose(g[:, :1088], f[:, :1088]) and torch.allclose(g[:, 1088:2240],
+                                                                         2 * f[:, 1088:2240])
+    # three blocks of 100 random features, each of norm about 1 scaled by sqrt(100 / 3); each
+    # stage is normalised on its own, so the louder last stage moves none of them
+    for block in f[:, 2240:].split(100, 1):
+        assert torch.allclose(block.norm(dim=1), torch.full((3,), (100 / 3) ** 0.5), rtol=0.2)
+    assert torch.allclose(g[:, 2240:], f[:, 2240:], atol=1e-5)
+    # in the one-kernel map the last stage dominates the unit vector: doubling it moves the kernel
+    one, one_louder = fm("encoder-rff100", path), fm("encoder-rff100", louder)
+    assert not torch.allclose(one_louder[:, 2240:], one[:, 2240:], atol=1e-2)
+    # two encoders side by side: each one's stages in turn
+    both = make_feature_map(f"encoder-stage-rff100:{path},{louder}", (1, 28, 28), n_features=600)
+    assert both.parts[0].stages == [512, 576, 1152] * 2
+
+
+def test_stage_kernel_needs_an_encoder_that_records_its_stages(tmp_path):
+    enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 16))
+    path = tmp_path / "enc.pt"
+    torch.jit.script(enc).save(str(path))
+    with pytest.raises(PrismError, match="does not record its stages"):
+        make_feature_map(f"encoder-stage-rff100:{path}", (1, 28, 28))

@@ -454,12 +454,14 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
            for m, r, n in (("mada", 50, 40), ("mada", 100, 20), ("no-mada", 100, 20))},
         # one Gaussian kernel per encoder stage, each on its own unit-normalised features
         # (encoder-stage-rff1000:), with the encoder's first two stages pooled to 4x4 / 3x3
-        # cells (public-encoder) or 7x7 / 7x7 (public-fine-encoder); one client, bf16
-        **{f"centralized-1x2160-batch32-cond-{g}enc10-shift2-stage-rff1000-resize-deep-lr0.3"
-           f"-scale1.3-bf16": cfg(**central(2160, features=f"{k}-e10-shift2-stage-rff1000",
+        # cells (public-encoder) or 7x7 / 7x7 (public-fine-encoder), and the fine encoder with
+        # one kernel; one client, bf16
+        **{f"centralized-1x2160-batch32-cond-{g}enc10-shift2-{st}rff1000-resize-deep-lr0.3"
+           f"-scale1.3-bf16": cfg(**central(2160, features=f"{k}-e10-shift2-{st}rff1000",
                                             n_features=2048, batch=32, mean_scale=1.3,
                                             precision="bf16"), server={"mada": False})
-           for g, k in (("", PUBLIC), ("fine-", PUBLIC_FINE))},
+           for g, k, st in (("", PUBLIC, "stage-"), ("fine-", PUBLIC_FINE, "stage-"),
+                            ("fine-", PUBLIC_FINE, ""))},
         # the same loss federated, 50 x 40, without and with MADA
         **{f"prism-{m}-50x40-batch32-cond-fine-enc10-shift2-stage-rff1000-resize-deep-lr0.3"
            f"-scale1.3-bf16": short(50, 40, mada=m == "mada",

@@ -462,11 +462,20 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                                             precision="bf16"), server={"mada": False})
            for g, k, st in (("", PUBLIC, "stage-"), ("fine-", PUBLIC_FINE, "stage-"),
                             ("fine-", PUBLIC_FINE, ""))},
+        # where it stops: four times the steps
+        "centralized-1x8640-batch32-cond-fine-enc10-shift2-stage-rff1000-resize-deep-lr0.3"
+        "-scale1.3-bf16": cfg(**central(8640, features=f"{PUBLIC_FINE}-e10-shift2-stage-rff1000",
+                                        n_features=2048, batch=32, mean_scale=1.3,
+                                        precision="bf16"), server={"mada": False}),
         # the same loss federated, 50 x 40 and 100 x 40, without and with MADA
         **{f"prism-{m}-{r}x40-batch32-cond-fine-enc10-shift2-stage-rff1000-resize-deep-lr0.3"
            f"-scale1.3-bf16": short(r, 40, mada=m == "mada",
                                     features=f"{PUBLIC_FINE}-e10-shift2-stage-rff1000")
            for r in (50, 100) for m in ("no-mada", "mada")},
+        # kernel weight 3000 (one client: 21.6 against 24.0 at 1000, a throw-away script)
+        "prism-mada-50x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
+        "-scale1.3-bf16": short(50, 40, mada=True,
+                                features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000"),
         # the dense twin of the shift-2 row: 33.8 (14.9x) in 21.6 minutes, with seed 7 35.0
         # (15.4x) in 22.2; mean 34.4, worse than the mask (mean 27.4: 0.80x dense) and than the
         # dense twin of the unshifted encoder (26.6)

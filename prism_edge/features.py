@@ -19,7 +19,7 @@ downloaded. Each maps images (B, C, H, W) in [-1, 1] to features (B, D).
 * ``encoder-stage-rffW:PATH``: as ``encoder-rffW:PATH`` with one Gaussian kernel per stage of a
   ``prism-edge train-encoder`` encoder, each stage's features unit-normalised on their own, so
   the stroke-level first stages weigh as much as the last (in the single kernel the last stage's
-  features dominate the unit vector). The random features are split evenly between the stages.
+  features dominate the unit vector). The random features are split evenly between the stages (rounded down).
 * ``encoder:A.pt,B.pt`` (any of the encoder forms): several encoders, their features side by side
   (e.g. the same encoder trained from two seeds: bench/results/quality.md).
 """
@@ -216,12 +216,15 @@ def _stages(enc: nn.Module, paths: str) -> list[int]:
     """Feature counts of the stages of ``enc`` (several encoders: of each in turn), or
     PrismError for an encoder that does not record them."""
     members = enc.encs if isinstance(enc, _Concat) else [enc]
-    dims = [stage_dims(e) for e in members]
-    if any(d is None for d in dims):
-        raise PrismError(f"encoder {paths} does not record its stages (only files from "
-                         "`prism-edge train-encoder` do); use encoder-rffW:PATH for one kernel "
-                         "on all its features")
-    return [d for ds in dims for d in ds]
+    dims = []
+    for member, path in zip(members, paths.split(",")):
+        found = stage_dims(member)
+        if found is None:
+            raise PrismError(f"encoder {path} does not record its stages (only files from "
+                             "`prism-edge train-encoder` do); use encoder-rffW:PATH for one "
+                             "kernel on all its features")
+        dims += found
+    return dims
 
 
 class _EncoderKernel(nn.Module):

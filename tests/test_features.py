@@ -152,7 +152,7 @@ def test_stage_kernel_gives_each_encoder_stage_its_own_gaussian_kernel(tmp_path)
     for block in f[:, 2240:].split(100, 1):
         assert torch.allclose(block.norm(dim=1), torch.full((3,), (100 / 3) ** 0.5), rtol=0.2)
     assert torch.allclose(g[:, 2240:], f[:, 2240:], atol=1e-5)
-    # in the one-kernel map the last stage dominates the unit vector: doubling it moves the kernel
+    # in the one-kernel map the louder last stage changes the unit vector, so the kernel moves
     one, one_louder = fm("encoder-rff100", path), fm("encoder-rff100", louder)
     assert not torch.allclose(one_louder[:, 2240:], one[:, 2240:], atol=1e-2)
     # two encoders side by side: each one's stages in turn

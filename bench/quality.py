@@ -456,18 +456,14 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # (encoder-stage-rff1000:), with the encoder's first two stages pooled to 4x4 / 3x3
         # cells (public-encoder) or 7x7 / 7x7 (public-fine-encoder), and the fine encoder with
         # one kernel; one client, bf16: 24.6, 24.0 and 23.5 against 29.9 for the one-kernel
-        # 4x4 / 3x3 row above
-        **{f"centralized-1x2160-batch32-cond-{g}enc10-shift2-{st}rff1000-resize-deep-lr0.3"
-           f"-scale1.3-bf16": cfg(**central(2160, features=f"{k}-e10-shift2-{st}rff1000",
+        # 4x4 / 3x3 row above; where it stops: four times the steps, 22.6 (10.0x) in 5.3 minutes
+        **{f"centralized-1x{n}-batch32-cond-{g}enc10-shift2-{st}rff1000-resize-deep-lr0.3"
+           f"-scale1.3-bf16": cfg(**central(n, features=f"{k}-e10-shift2-{st}rff1000",
                                             n_features=2048, batch=32, mean_scale=1.3,
                                             precision="bf16"), server={"mada": False})
-           for g, k, st in (("", PUBLIC, "stage-"), ("fine-", PUBLIC_FINE, "stage-"),
-                            ("fine-", PUBLIC_FINE, ""))},
-        # where it stops: four times the steps, 22.6 (10.0x) in 5.3 minutes
-        "centralized-1x8640-batch32-cond-fine-enc10-shift2-stage-rff1000-resize-deep-lr0.3"
-        "-scale1.3-bf16": cfg(**central(8640, features=f"{PUBLIC_FINE}-e10-shift2-stage-rff1000",
-                                        n_features=2048, batch=32, mean_scale=1.3,
-                                        precision="bf16"), server={"mada": False}),
+           for n, g, k, st in ((2160, "", PUBLIC, "stage-"), (2160, "fine-", PUBLIC_FINE, "stage-"),
+                               (2160, "fine-", PUBLIC_FINE, ""),
+                               (8640, "fine-", PUBLIC_FINE, "stage-"))},
         # the same loss federated, 50 x 40 and 100 x 40, without and with MADA: 24.6 / 23.3
         # (11.7 / 12.1 minutes) and 24.9 / 20.7 (23.9 / 23.7 minutes), against 28.3 for the
         # one-kernel 50 x 40 row on the same machine; MADA 5% and 17% better

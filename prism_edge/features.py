@@ -252,7 +252,7 @@ class _EncoderKernel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.enc(x)
-        parts = torch.split(f, self.stages, 1) if len(self.stages) > 1 else (f,)
+        parts = torch.split(f, self.stages, 1)
         g = self.w * torch.cat([rff(F.normalize(p, dim=1)) for rff, p in zip(self.rffs, parts)], 1)
         return torch.cat([f, g], 1) if self.linear else g
 

@@ -151,11 +151,13 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                                                            "local_steps": 160, "batch": 16}}
 
     def short(rounds: int, steps: int, mada: bool = False, step: float = 1.0,
-              **client) -> RunConfig:
-        """The shift-2 scale-1.3 row in bf16 as ``rounds`` rounds of ``steps`` local steps."""
-        return cfg(**enc_epochs(scaled(1.3, rounds=rounds), shift=2, precision="bf16",
-                                local_steps=steps, **client),
-                   server={"mada": mada, "step": step})
+              run: dict | None = None, **client) -> RunConfig:
+        """The shift-2 scale-1.3 row in bf16 as ``rounds`` rounds of ``steps`` local steps
+        (``run``: other RunConfig fields, e.g. seed, dataset, mode)."""
+        run = run or {}
+        server = {} if run.get("mode") == "dense" else {"mada": mada, "step": step}
+        return cfg(**enc_epochs(scaled(1.3, rounds=rounds, **run), shift=2, precision="bf16",
+                                local_steps=steps, **client), server=server)
 
     def central(steps: int, **client) -> dict:
         """deep30x40 as one client with all the data training ``steps`` steps in one round."""
@@ -468,9 +470,20 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # (11.7 / 12.1 minutes) and 24.9 / 20.7 (23.9 / 23.7 minutes), against 28.3 for the
         # one-kernel 50 x 40 row on the same machine; MADA 5% and 17% better
         **{f"prism-{m}-{r}x40-batch32-cond-fine-enc10-shift2-stage-rff1000-resize-deep-lr0.3"
-           f"-scale1.3-bf16": short(r, 40, mada=m == "mada",
-                                    features=f"{PUBLIC_FINE}-e10-shift2-stage-rff1000")
-           for r in (50, 100) for m in ("no-mada", "mada")},
+           f"-scale1.3-bf16{t}": short(r, 40, mada=m == "mada", run={"seed": seed},
+                                       features=f"{PUBLIC_FINE}-e10-shift2-stage-rff1000")
+           for r, t, seed in ((50, "", 42), (100, "", 42), (100, "-seed7", 7))
+           for m in ("no-mada", "mada")},
+        # the dense twin of the 100 x 40 rows (FedAvg of fp32 weights, lr 1e-2 as in the dense
+        # rows below)
+        "dense-fedavg-100x40-batch32-cond-fine-enc10-shift2-stage-rff1000-resize-deep-scale1.3"
+        "-bf16": short(100, 40, run={"mode": "dense"}, lr=1e-2,
+                       features=f"{PUBLIC_FINE}-e10-shift2-stage-rff1000"),
+        # Fashion-MNIST with the stage kernel on an MNIST encoder pooled 7x7 (unshifted: the
+        # shift cost 7% on Fashion-MNIST with the one-kernel loss, below)
+        "prism-fashion-mada-100x40-batch32-cond-fine-enc10-stage-rff1000-resize-deep-lr0.3"
+        "-scale1.3-bf16": short(100, 40, mada=True, run={"dataset": "fashion-mnist"},
+                                features=f"{PUBLIC_FINE}-e10-stage-rff1000"),
         # kernel weight 3000 (one client: 21.6 against 24.0 at 1000, a throw-away script):
         # 21.5 in 12.9 minutes against 23.3 at 1000
         "prism-mada-50x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"

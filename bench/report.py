@@ -52,12 +52,22 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def command_line() -> str:
+    """How this process was started, as one can type it in the repository root: ``python -m
+    bench.quality ...`` rather than the module's absolute path on the machine that ran it."""
+    args = list(sys.argv)
+    script = Path(args[0]).resolve() if args and args[0] else None
+    if script is not None and script.parent == RESULTS.parent and script.suffix == ".py":
+        args[0:1] = ["-m", "bench" if script.stem == "__main__" else f"bench.{script.stem}"]
+    return " ".join([Path(sys.executable).name, *args])
+
+
 def write(name: str, title: str, body: str, notes: str = "") -> Path:
     """Print ``body`` and write it with provenance to bench/results/<name>.md."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.timezone.utc)
     head = (f"# {title}\n\n- machine: {machine()}\n- date: {now:%Y-%m-%d %H:%M UTC}\n"
-            f"- versions: {versions()}\n- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`\n")
+            f"- versions: {versions()}\n- command: `{command_line()}`\n")
     text = head + "\n" + body + "\n" + (f"\n{notes}\n" if notes else "")
     path = RESULTS / f"{name}.md"
     tmp = path.with_suffix(".md.tmp")

@@ -488,7 +488,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "-scale1.3-bf16": short(100, 40, mada=True, run={"dataset": "fashion-mnist"},
                                 features=f"{PUBLIC_FINE}-e10-stage-rff1000"),
         # kernel weight 3000 (one client: 21.6 against 24.0 at 1000, a throw-away script):
-        # 21.5 in 12.9 minutes against 23.3 at 1000
+        # 21.5 in 12.9 minutes against 23.3 at 1000; 100 x 40: 18.8 (8.4x) in 25.1 minutes
+        # against 20.7 / 22.3 (seeds 42 / 7) at 1000, the best federated mask so far
         **{f"prism-mada-{r}x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
            f"-scale1.3-bf16": short(r, 40, mada=True,
                                     features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000")

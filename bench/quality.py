@@ -490,10 +490,10 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # kernel weight 3000 (one client: 21.6 against 24.0 at 1000, a throw-away script):
         # 21.5 in 12.9 minutes against 23.3 at 1000; 100 x 40: 18.8 (8.4x) in 25.1 minutes
         # against 20.7 / 22.3 (seeds 42 / 7) at 1000, the best federated mask so far
-        **{f"prism-mada-{r}x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
-           f"-scale1.3-bf16": short(r, 40, mada=True,
+        **{f"prism-{m}-{r}x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
+           f"-scale1.3-bf16": short(r, 40, mada=m == "mada",
                                     features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000")
-           for r in (50, 100)},
+           for r, m in ((50, "mada"), (100, "mada"), (100, "no-mada"))},
         # the dense twin of the shift-2 row: 33.8 (14.9x) in 21.6 minutes, with seed 7 35.0
         # (15.4x) in 22.2; mean 34.4, worse than the mask (mean 27.4: 0.80x dense) and than the
         # dense twin of the unshifted encoder (26.6)

@@ -314,7 +314,7 @@ def train_encoder_cmd(dataset, data_dir, size, channels, epochs, seed, shift, th
     acc = train_public_encoder(dataset, out, data_dir, size, int(channels), epochs, seed,
                                grid=feature_grid, shift=shift)
     click.echo(f"wrote {out}: test accuracy {acc:.1%} on {dataset}; use --features encoder:{out} "
-               f"(best measured: --features encoder-stage-rff1000:{out} --n-features 2048 "
+               f"(best measured: --features encoder-stage-rff3000:{out} --n-features 2048 "
                "--mean-scale 1.3, bench/results/quality.md)")
 
 

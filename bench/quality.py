@@ -492,7 +492,9 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # 21.5 in 12.9 minutes against 23.3 at 1000; 100 x 40: 18.8 (8.4x) in 25.1 minutes
         # against 20.7 / 22.3 (seeds 42 / 7) at 1000, the best federated mask so far; without
         # MADA 22.6 (10.1x) in 28.0 minutes (the machine slower: rounds of 15-19 s
-        # against 14), so MADA 17% better here
+        # against 14), so MADA 17% better here. With seed 7: 19.2 (8.5x) in 24.0 minutes with
+        # MADA, 21.7 (9.6x) in 22.2 without, 11% better; over the two seeds 19.0 against 22.2,
+        # MADA 14% better (goal 20%)
         **{f"prism-{m}-{r}x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
            f"-scale1.3-bf16{t}": short(r, 40, mada=m == "mada", run={"seed": seed},
                                        features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000")

@@ -501,6 +501,11 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
            for r, m, t, seed in ((50, "mada", "", 42), (100, "mada", "", 42),
                                  (100, "no-mada", "", 42), (100, "mada", "-seed7", 7),
                                  (100, "no-mada", "-seed7", 7))},
+        # MADA was still gaining at round 100 (50 rounds 21.5, 100 rounds 18.8): the same work
+        # as 130 rounds of 30 steps
+        "prism-mada-130x30-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
+        "-scale1.3-bf16": short(130, 30, mada=True,
+                                features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000"),
         # the dense twin of the weight-3000 rows, lr 1e-2 as above and 3e-3 (on one client, 2,160
         # steps, a throw-away script: 22.7 / 22.3 / 21.5 at lr 3e-3 / 1e-2 / 3e-2, the mask 21.6)
         **{f"dense-fedavg-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-scale1.3"

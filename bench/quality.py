@@ -507,7 +507,9 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "-scale1.3-bf16": short(130, 30, mada=True,
                                 features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000"),
         # the dense twin of the weight-3000 rows, lr 1e-2 as above and 3e-3 (on one client, 2,160
-        # steps, a throw-away script: 22.7 / 22.3 / 21.5 at lr 3e-3 / 1e-2 / 3e-2, the mask 21.6)
+        # steps, a throw-away script: 22.7 / 22.3 / 21.5 at lr 3e-3 / 1e-2 / 3e-2, the mask 21.6):
+        # 31.0 (13.8x) and 28.3 (12.6x) in 20.0 / 19.7 minutes; the smaller lr drifts less between
+        # non-IID clients. The MADA masks (18.8 / 19.2) are 0.67x / 0.68x the better one
         **{f"dense-fedavg-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-scale1.3"
            f"-bf16{t}": short(100, 40, run={"mode": "dense"}, lr=lr,
                               features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000")

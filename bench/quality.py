@@ -483,7 +483,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "-bf16": short(100, 40, run={"mode": "dense"}, lr=1e-2,
                        features=f"{PUBLIC_FINE}-e10-shift2-stage-rff1000"),
         # Fashion-MNIST with the stage kernel on an MNIST encoder pooled 7x7 (unshifted: the
-        # shift cost 7% on Fashion-MNIST with the one-kernel loss, below): 32.6 (77.3x) in 27.6
+        # shift cost 7% on Fashion-MNIST with the one-kernel loss, below): 32.6 (77.3x) in 27.8
         # minutes, 59% confident, against 40.4 (93.9x) for the best one-kernel row
         "prism-fashion-mada-100x40-batch32-cond-fine-enc10-stage-rff1000-resize-deep-lr0.3"
         "-scale1.3-bf16": short(100, 40, mada=True, run={"dataset": "fashion-mnist"},

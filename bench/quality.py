@@ -458,14 +458,19 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # (encoder-stage-rff1000:), with the encoder's first two stages pooled to 4x4 / 3x3
         # cells (public-encoder) or 7x7 / 7x7 (public-fine-encoder), and the fine encoder with
         # one kernel; one client, bf16: 24.6, 24.0 and 23.5 against 29.9 for the one-kernel
-        # 4x4 / 3x3 row above; where it stops: four times the steps, 22.6 (10.0x) in 5.3 minutes
-        **{f"centralized-1x{n}-batch32-cond-{g}enc10-shift2-{st}rff1000-resize-deep-lr0.3"
-           f"-scale1.3-bf16": cfg(**central(n, features=f"{k}-e10-shift2-{st}rff1000",
+        # 4x4 / 3x3 row above; where it stops: four times the steps, 22.6 (10.0x) in 5.3 minutes.
+        # With kernel weight 3000 (the best federated loss, below), four times the steps: 21.5
+        # (9.5x) in 5.2 minutes, no better than 2,160 steps (21.6, a throw-away script) and
+        # worse than the federated MADA masks (18.8 / 19.2 / 19.2): where that loss stops
+        **{f"centralized-1x{n}-batch32-cond-{g}enc10-shift2-{st}rff{w}-resize-deep-lr0.3"
+           f"-scale1.3-bf16": cfg(**central(n, features=f"{k}-e10-shift2-{st}rff{w}",
                                             n_features=2048, batch=32, mean_scale=1.3,
                                             precision="bf16"), server={"mada": False})
-           for n, g, k, st in ((2160, "", PUBLIC, "stage-"), (2160, "fine-", PUBLIC_FINE, "stage-"),
-                               (2160, "fine-", PUBLIC_FINE, ""),
-                               (8640, "fine-", PUBLIC_FINE, "stage-"))},
+           for n, g, k, st, w in ((2160, "", PUBLIC, "stage-", 1000),
+                                  (2160, "fine-", PUBLIC_FINE, "stage-", 1000),
+                                  (2160, "fine-", PUBLIC_FINE, "", 1000),
+                                  (8640, "fine-", PUBLIC_FINE, "stage-", 1000),
+                                  (8640, "fine-", PUBLIC_FINE, "stage-", 3000))},
         # the same loss federated, 50 x 40 and 100 x 40, without and with MADA: 24.6 / 23.3
         # (11.7 / 12.1 minutes) and 24.9 / 20.7 (23.9 / 23.7 minutes), against 28.3 for the
         # one-kernel 50 x 40 row on the same machine; MADA 5% and 17% better. 100 x 40 with seed
@@ -507,13 +512,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                                  (100, "no-mada", "", 42), (100, "mada", "-seed7", 7),
                                  (100, "no-mada", "-seed7", 7), (100, "mada", "-seed11", 11),
                                  (100, "no-mada", "-seed11", 11))},
-        # where this loss stops: one client with all the data, four times the 2,160 steps:
-        # 21.5 (9.5x) in 5.2 minutes, no better than 2,160 steps (21.6, a throw-away script) and
-        # worse than the federated MADA masks (18.8 / 19.2 / 19.2)
-        "centralized-1x8640-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
-        "-scale1.3-bf16": cfg(**central(8640, features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000",
-                                        n_features=2048, batch=32, mean_scale=1.3,
-                                        precision="bf16"), server={"mada": False}),
+        # (where this loss stops on one client: the centralized stage-kernel rows above)
         # MADA was still gaining at round 100 (50 rounds 21.5, 100 rounds 18.8): the same work
         # as 130 rounds of 30 steps: 19.8 (8.8x) in 21.8 minutes, no better (lambda 0.50 -> 0.10)
         "prism-mada-130x30-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"

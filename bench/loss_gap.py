@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> list:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    # rounds and steps only size rows trained with the harness's --rounds; nothing here uses them
     variants = quality.federated_variants(20, 100, args.data_dir)
     names = args.variants.split(",")
     unknown = [n for n in names if n not in variants]

@@ -173,6 +173,12 @@ def inspect_cmd(file: str, as_json: bool) -> None:
               help="Multiple of the data's per-class mean features that generated images are "
                    "matched to (a factor, no unit): 1 is the plain MMD; above 1 exaggerates each "
                    "class, like a truncation trick (bench/results/quality.md measures it).")
+@click.option("--class-guidance", type=click.FloatRange(min=0), default=_CLIENT.class_guidance,
+              show_default=True,
+              help="Push each class's target G times its distance from the client's overall "
+                   "mean features further away (a factor, no unit; 0: off; needs a "
+                   "class-conditional model). 0.4 with --mean-scale 1 is measured in "
+                   "bench/results/quality.md.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=_CLIENT.precision,
               show_default=True,
               help="Generator arithmetic in local training: bf16 runs its convolutions in "
@@ -255,7 +261,7 @@ def run_config(o: dict) -> RunConfig:
         client=ClientConfig(local_steps=o["local_steps"], batch=o["batch"], lr=o["lr"],
                             lr_end=o["lr_end"],
                             estimator=o["estimator"], mmd=o["mmd"], mean_scale=o["mean_scale"],
-                            features=o["features"],
+                            class_guidance=o["class_guidance"], features=o["features"],
                             n_features=o["n_features"], precision=o["precision"],
                             optimizer_state=o["optimizer_state"]),
         server=ServerConfig(mada=not o["no_mada"], step=o["server_step"], fraction=o["fraction"],

@@ -103,7 +103,8 @@ def local_train(gen: Generator, fm: FeatureMap, stats: DataStats, cfg: ClientCon
         z = torch.randn(cfg.batch, gen.nz, device=dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             x = gen(z, labels)
-        loss = mmd_loss(fm(x.float()), stats, cfg.mmd, labels, cfg.mean_scale)
+        loss = mmd_loss(fm(x.float()), stats, cfg.mmd, labels, cfg.mean_scale,
+                        cfg.class_guidance)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -25,6 +25,10 @@ def run_generator(cfg: RunConfig) -> Generator:
     """The run's generator, its frozen weights filled from the seed; the simulation, both Flower
     apps and the device build it here so they agree on its classes."""
     k = run_classes(cfg)
+    if cfg.client.class_guidance and not k:
+        raise PrismError(f"class guidance needs classes, and this run has none ({cfg.dataset}, "
+                         f"{'conditional' if cfg.conditional else 'unconditional'}): drop "
+                         "--class-guidance or train a class-conditional model on labelled data")
     return build_generator(cfg.arch, cfg.seed, {"classes": k} if k else None)
 
 

@@ -24,6 +24,9 @@ class ClientConfig:
     # the loss matches the generated class means to this multiple of the data's (1 = the
     # plain MMD; above 1 exaggerates each class, like a truncation trick); see stats.py
     mean_scale: float = 1.0
+    # each class's target moved G times its distance from the client's overall mean further away
+    # (0: off); see stats.mmd_loss
+    class_guidance: float = 0.0
     features: str = DEFAULT_FEATURES  # feature map kind
     n_features: int = 8192
     feature_seed: int = 0
@@ -93,6 +96,9 @@ def check_settings(cfg: RunConfig) -> None:
     if cfg.mode == "dense" and cfg.server.step != 1.0:
         raise PrismError("--server-step moves a keep probability; the dense baseline averages "
                          "weights: leave --server-step at 1 with --mode dense")
+    if cfg.client.class_guidance < 0:
+        raise PrismError(f"class guidance {cfg.client.class_guidance} is negative; use 0 (off) "
+                         "or more")
     if not 0 < cfg.server.step <= 1:
         raise PrismError(f"server step {cfg.server.step} is outside (0, 1]")
     if cfg.server.uplink not in ("coded", "packed"):

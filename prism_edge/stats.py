@@ -85,7 +85,8 @@ def compute_stats(fm: FeatureMap, images: torch.Tensor | np.ndarray,
 
 
 def mmd_loss(feats: torch.Tensor, stats: DataStats, estimator: str = "unbiased",
-             labels: torch.Tensor | None = None, mean_scale: float = 1.0) -> torch.Tensor:
+             labels: torch.Tensor | None = None, mean_scale: float = 1.0,
+             class_guidance: float = 0.0) -> torch.Tensor:
     """MMD^2 between a generated batch (features ``feats``, classes ``labels``) and the data,
     for the kernel k(x, x') [y == y'] (DP-MERF's class-conditional embedding; with one class
     the plain kernel): sum over classes c of pi_c^2 ||m_c - mu_c||^2, where pi_c is the
@@ -100,6 +101,9 @@ def mmd_loss(feats: torch.Tensor, stats: DataStats, estimator: str = "unbiased",
     class with one image in the batch falls back to the biased term.
 
     ``mean_scale`` gamma matches m_c to gamma mu_c instead (gamma = 1: the MMD itself).
+    ``class_guidance`` G moves each target further from the client's overall mean mu (as
+    classifier-free guidance does): gamma mu_c + G (mu_c - mu). Both only post-process the
+    fixed statistics, so a privatised ``stats`` stays private.
     """
     if estimator not in MMD_ESTIMATORS:
         raise ValueError(f"unknown MMD estimator {estimator!r}; choose {MMD_ESTIMATORS}")
@@ -121,5 +125,9 @@ def mmd_loss(feats: torch.Tensor, stats: DataStats, estimator: str = "unbiased",
         self_sim = sq / n.clamp_min(1) ** 2
     # a class without images in the batch has s_c = 0: only its constant term remains
     target = stats.mean * mean_scale
+    if class_guidance:
+        # rows are pi_c mu_c, so the row of the guided target is pi_c (mu_c - mu) G on top
+        overall = stats.mean.sum(0, keepdim=True)
+        target = target + class_guidance * (stats.mean - probs.to(stats.mean.dtype)[:, None] * overall)
     cross = 2.0 * ((probs / n.clamp_min(1)).unsqueeze(1) * s * target).sum()
     return (probs * probs * self_sim).sum() - cross + (target * target).sum()

@@ -42,6 +42,13 @@ def test_init_unwritable_path_leaves_nothing(tmp_path):
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_class_guidance_without_classes_is_one_line(tmp_path):
+    r = run("train", "--unconditional", "--class-guidance", "0.4", "-o", str(tmp_path / "run"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1 and "class guidance needs classes" in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_defaults_are_the_configs():
     """`prism-edge train` with no options describes RunConfig(), and the options given here
     (one of each kind: value, flag, switch, choice) change exactly their own fields."""
@@ -54,9 +61,10 @@ def test_train_defaults_are_the_configs():
     assert cfg() == RunConfig().to_dict()
     changed = cfg("--seed", "7", "--no-mada", "--local-steps", "3", "--prob-clip", "0.01",
                   "--unconditional", "--uplink", "packed", "--optimizer-state", "reset",
-                  "--mean-scale", "1.5")
+                  "--mean-scale", "1.5", "--class-guidance", "0.4")
     want = RunConfig().to_dict()
     want.update(seed=7, conditional=False)
-    want["client"].update(local_steps=3, optimizer_state="reset", mean_scale=1.5)
+    want["client"].update(local_steps=3, optimizer_state="reset", mean_scale=1.5,
+                          class_guidance=0.4)
     want["server"].update(mada=False, clip=0.01, uplink="packed")
     assert changed == want

@@ -94,6 +94,29 @@ def test_per_class_mmd_is_unbiased_for_the_fixed_label_shares_of_a_batch():
     assert mean_loss(1.0, 1.5)[0] > m + 10 * se
 
 
+def test_class_guidance_moves_each_target_away_from_the_client_mean():
+    """--class-guidance G: the loss is zero exactly where each generated class mean equals
+    gamma mu_c + G (mu_c - mu), mu the client's overall mean; classes the client lacks add
+    nothing, and with one class there is nothing to guide away from."""
+    g = torch.Generator().manual_seed(2)
+    probs = torch.tensor([0.5, 0.0, 0.3, 0.2], dtype=torch.float64)
+    mu = torch.randn(4, 5, generator=g, dtype=torch.float64)
+    stats = DataStats(probs[:, None] * mu, 100, class_probs=probs)
+    y = stats.batch_labels(20)
+    overall = (probs[:, None] * mu).sum(0)
+    for gamma, guide in ((1.0, 0.4), (1.3, 0.15)):
+        target = gamma * mu + guide * (mu - overall)
+        assert float(mmd_loss(target[y], stats, "biased", y, gamma, guide)) == pytest.approx(
+            0, abs=1e-12)
+        # the same images against the scale alone, or against another guidance, score more
+        assert float(mmd_loss(target[y], stats, "biased", y, gamma)) > 1e-3
+        assert float(mmd_loss(target[y], stats, "biased", y, gamma, 2 * guide)) > 1e-3
+    one = DataStats(overall[None], 100)
+    f = torch.randn(8, 5, generator=g, dtype=torch.float64)
+    assert float(mmd_loss(f, one, mean_scale=1.2, class_guidance=0.5)) == pytest.approx(
+        float(mmd_loss(f, one, mean_scale=1.2)), rel=1e-12)
+
+
 def test_batch_labels_follow_the_client_class_shares(mnist_train):
     st = DataStats(torch.zeros(4, 2), 1, class_probs=torch.tensor([0.5, 0.25, 0.2, 0.05]))
     labels = st.batch_labels(64)

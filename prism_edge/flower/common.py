@@ -36,6 +36,7 @@ def run_config(rc: dict) -> tuple[RunConfig, dict]:
                             lr_end=float(get("lr-end", c.lr_end)),
                             estimator=str(get("estimator", c.estimator)),
                             mmd=str(get("mmd", c.mmd)), mean_scale=float(get("mean-scale", c.mean_scale)),
+                            class_guidance=float(get("class-guidance", c.class_guidance)),
                             features=str(get("features", c.features)),
                             n_features=int(get("n-features", c.n_features)),
                             precision=str(get("precision", c.precision)),

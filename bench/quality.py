@@ -514,7 +514,12 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                                  (100, "no-mada", "-seed11", 11))},
         # class guidance instead of the scale (--mean-scale 1 --class-guidance 0.4: each class's
         # target pushed 0.4 times its distance from the client's mean further away; on one
-        # client, 2,160 steps, 20.3 against 21.6 for scale 1.3, a throw-away script)
+        # client, 2,160 steps, 20.3 against 21.6 for scale 1.3, a throw-away script). Seeds 7 /
+        # 11: MADA 18.6 / 18.2 (32.0 / 26.0 minutes), without MADA 16.1 (7.1x) / 17.0 (7.5x)
+        # (26.6 / 28.4 minutes), the best federated masks; seed 42 before it was an option (the
+        # same loss monkeypatched into a throw-away script): 19.4 / 17.6. Over the three seeds
+        # no-MADA 16.9 against 21.6 at scale 1.3, 22% better, while MADA gains less (18.8
+        # against 19.1) and is 11% worse than no-MADA here
         **{f"prism-{m}-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
            f"-scale1-guide0.4-bf16{t}": short(100, 40, mada=m == "mada", run={"seed": seed},
                                               features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000",

@@ -95,6 +95,11 @@ def main(argv: list[str] | None = None) -> list:
     if not classes:
         raise SystemExit("error: these runs are unconditional; the gap is measured per class, "
                          "so give class-conditional variants")
+    if any(c.client.class_guidance for c in cfgs):
+        # the gap is measured against mean_scale times the data's class means; a guided run's
+        # target is elsewhere, so its figure would mislead
+        raise SystemExit("error: class-guided runs (--class-guidance) are not supported: the gap "
+                         "is measured against a scaled target only; give unguided variants")
     fm = feature_map(first, gen)
     train = load_dataset(first.dataset, "train", args.data_dir)
     test = load_dataset(first.dataset, "test", args.data_dir)

@@ -214,6 +214,11 @@ def inspect_cmd(file: str, as_json: bool) -> None:
                    "settle for longer (the paper's code does not clip: they lock).")
 @click.option("--final", type=click.Choice(["threshold", "sample"]), default=_RUN.final,
               show_default=True, help="final.bits: threshold p > 0.5, or one sample of p.")
+@click.option("--final-average", type=click.IntRange(1), default=_RUN.final_average,
+              show_default=True,
+              help="p for final.bits: the mean global keep probability over the last K rounds "
+                   "(1: the last round's). A round's p is a vote of a few clients' sampled masks; "
+                   "averaging rounds quietens that noise without touching training.")
 @click.option("--conditional/--unconditional", default=_RUN.conditional, show_default=True,
               help="Labelled data: a class-conditional generator (the label is written into "
                    "the latent; each client matches per-class statistics). Unlabelled data is "
@@ -255,6 +260,7 @@ def run_config(o: dict) -> RunConfig:
     return RunConfig(
         dataset=o["dataset"], data_dir=o["data_dir"], arch=o["arch"], seed=o["seed"],
         clients=o["clients"], rounds=o["rounds"], split=o["split"], final=o["final"],
+        final_average=o["final_average"],
         sample_every=o["sample_every"], mode=o["mode"], conditional=o["conditional"],
         dp_epsilon=o["dp_epsilon"],
         dp_delta=o["dp_delta"], dp_clip=o["dp_clip"],

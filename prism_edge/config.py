@@ -61,6 +61,7 @@ class RunConfig:
     rounds: int = 20
     split: str = "shards:4"
     final: str = "threshold"  # final.bits = threshold (p > 0.5) | sample of the final probability
+    final_average: int = 1  # ... of the mean global probability over the last K rounds
     sample_every: int = 5
     mode: str = "mask"  # mask (PRISM) | dense (FedAvg baseline)
     conditional: bool = True  # labelled data: a class-conditional generator (label in z)
@@ -96,6 +97,12 @@ def check_settings(cfg: RunConfig) -> None:
     if cfg.mode == "dense" and cfg.server.step != 1.0:
         raise PrismError("--server-step moves a keep probability; the dense baseline averages "
                          "weights: leave --server-step at 1 with --mode dense")
+    if not 1 <= cfg.final_average <= max(cfg.rounds, 1):
+        raise PrismError(f"final average over {cfg.final_average} rounds: use 1 (the last round's "
+                         f"probability) to {cfg.rounds} (the rounds of the run)")
+    if cfg.mode == "dense" and cfg.final_average != 1:
+        raise PrismError("--final-average averages keep probabilities; the dense baseline ships "
+                         "its last weights: leave it at 1 with --mode dense")
     if cfg.client.class_guidance < 0:
         raise PrismError(f"class guidance {cfg.client.class_guidance} is negative; use 0 (off) "
                          "or more")

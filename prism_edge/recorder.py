@@ -19,7 +19,7 @@ from .errors import PrismError
 from .images import save_grid
 from .latent import by_class_latents, latents
 from .masked import layer_sizes, model_device, set_flat_mask, set_flat_scores, set_mode
-from .server import ServerState
+from .server import ServerState, final_prob
 
 N_PREVIEW = 64
 
@@ -81,7 +81,8 @@ class RunRecorder:
     def checkpoint(self, state: ServerState, **extra) -> None:
         with atomic_path(self.ckpt) as tmp:
             torch.save({"scores": state.scores, "round": state.round, "history": self.history,
-                        **extra}, tmp)
+                        "final_sum": state.final_sum, "final_from": state.final_from,
+                        "final_rounds": state.final_rounds, **extra}, tmp)
 
     def install(self, state: ServerState) -> None:
         """Put the model the run would ship into the generator (for previews)."""
@@ -89,7 +90,7 @@ class RunRecorder:
             set_flat_scores(self.gen, torch.from_numpy(state.scores.astype(np.float32)))
             set_mode(self.gen, "dense")
         else:
-            set_flat_mask(self.gen, final_mask(state.prob, self.cfg.final, self.cfg.seed))
+            set_flat_mask(self.gen, final_mask(final_prob(state), self.cfg.final, self.cfg.seed))
 
     def samples(self, state: ServerState) -> None:
         every = self.cfg.sample_every
@@ -112,12 +113,14 @@ class RunRecorder:
             summary["device"] = device
         meta = {"kind": cfg.final, "dataset": cfg.dataset, "rounds": state.round,
                 "split": cfg.split, "clients": cfg.clients, "privacy": privacy}
+        if state.final_rounds > 1:
+            meta["rounds_averaged"] = state.final_rounds
         if cfg.mode == "dense":
             with atomic_path(self.out / "final.pt") as tmp:
                 torch.save({"weights": state.scores.astype(np.float32), "arch": gen.describe(),
                             "meta": meta}, tmp)
         else:
-            mask = final_mask(state.prob, cfg.final, cfg.seed)
+            mask = final_mask(final_prob(state), cfg.final, cfg.seed)
             write_bits(self.out / "final.bits", mask, gen.describe(), layer_sizes(gen), cfg.seed,
                        meta)
             summary["final_ones"] = float(mask.mean())

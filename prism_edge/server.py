@@ -82,6 +82,9 @@ class ServerState:
     scores: np.ndarray
     round: int = 0
     history: list = field(default_factory=list)
+    final_sum: np.ndarray | None = None  # sum of p over the export window's rounds so far
+    final_from: int = 0  # the window's first round
+    final_rounds: int = 0  # rounds summed
 
     @property
     def prob(self) -> np.ndarray:
@@ -90,6 +93,33 @@ class ServerState:
 
 def init_state(n_weights: int, cfg: ServerConfig) -> ServerState:
     return ServerState(np.full(n_weights, cfg.score_init, np.float64))
+
+
+def restore(state: ServerState, ck: dict) -> None:
+    """Put a checkpoint's global state back (RunRecorder.checkpoint wrote it)."""
+    state.scores, state.round = ck["scores"], ck["round"]
+    state.final_sum, state.final_from = ck.get("final_sum"), ck.get("final_from", 0)
+    state.final_rounds = ck.get("final_rounds", 0)
+
+
+def tally_final(state: ServerState, rounds: int, k: int) -> None:
+    """Add the round just ended to the mean that final.bits is made from when it is one of the
+    run's last ``k`` rounds: a round's p is a vote of a few sampled masks, and averaging rounds
+    quietens that noise without feeding anything back into training."""
+    start = rounds - k + 1
+    if state.round < start:
+        return
+    if state.final_sum is None or state.final_from != start:
+        # (a resume asking for more rounds moves the window: it restarts, as its earlier rounds
+        # are gone; final_rounds says how many the mean holds)
+        state.final_sum, state.final_from, state.final_rounds = np.zeros_like(state.scores), start, 0
+    state.final_sum += state.prob
+    state.final_rounds += 1
+
+
+def final_prob(state: ServerState) -> np.ndarray:
+    """The probability final.bits is made from: the window's mean once it has begun."""
+    return state.final_sum / state.final_rounds if state.final_rounds else state.prob
 
 
 def decode_upload(upload, downlink, seed: int) -> np.ndarray:

@@ -88,7 +88,8 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
         state.scores = torch.cat([m.frozen.reshape(-1) for m in masked_layers(gen)]
                                  ).double().cpu().numpy()
     if ck is not None:
-        state.scores, state.round, opt_states = ck["scores"], ck["round"], ck["opt_states"]
+        srv.restore(state, ck)
+        opt_states = ck["opt_states"]
     privacy = privacy_label(cfg, setup.stats)
     if progress:
         tqdm.write(f"privacy: {privacy}")
@@ -148,6 +149,8 @@ def run(cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: boo
                     return srv.decode_upload(up, _d, derive_seed(cfg.seed, _r, int(cid)))
             agg = srv.aggregate(state, uploads, cfg.server, rng, decode)
         state.round = rnd + 1
+        if cfg.mode == "mask":
+            srv.tally_final(state, cfg.rounds, cfg.final_average)
         if on_round is not None:
             on_round(state.round, down, uploads, masks)
         row = srv.round_row(state, chosen, agg, losses, up_bytes, int(down.nbytes) * len(chosen),

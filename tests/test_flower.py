@@ -113,7 +113,8 @@ def test_server_restart_with_resume_continues(deploy, tmp_path):
     for pid in range(2):
         deploy.start_node(pid)
     out = tmp_path / "out"
-    p = deploy.run(f"{FAST} num-clients=2 rounds=4 min-clients=2 out-dir='{out}'", wait=False)
+    p = deploy.run(f"{FAST} num-clients=2 rounds=4 min-clients=2 out-dir='{out}' final-average=3",
+                   wait=False)
     deadline = time.time() + 150
     while time.time() < deadline and not ((out / "metrics.jsonl").is_file() and rows(out)):
         time.sleep(0.2)
@@ -123,9 +124,11 @@ def test_server_restart_with_resume_continues(deploy, tmp_path):
     deploy.start_superlink()
     for pid in range(2):
         deploy.start_node(pid)
-    p = deploy.run(f"{FAST} num-clients=2 rounds=4 min-clients=2 resume=true out-dir='{out}'")
+    p = deploy.run(f"{FAST} num-clients=2 rounds=4 min-clients=2 resume=true out-dir='{out}' "
+                   "final-average=3")
     assert p.returncode == 0 and (out / "final.bits").is_file(), deploy.logs()
     assert [x["round"] for x in rows(out)] == [1, 2, 3, 4]
+    assert read_bits(out / "final.bits").meta["rounds_averaged"] == 3
     assert f"resuming from round {done}" in deploy.text()
 
 

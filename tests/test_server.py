@@ -108,3 +108,39 @@ def test_client_selection():
     rng = np.random.default_rng(0)
     sel = srv.select_clients(10, 0.3, rng)
     assert len(sel) == 3 and len(set(sel)) == 3 and all(0 <= c < 10 for c in sel)
+
+
+def test_final_average_is_the_mean_of_the_last_k_rounds():
+    ps = [np.array([0.1, 0.9, 0.5, 0.3]) + 0.01 * r for r in range(6)]
+    st = state_with(ps[0])
+
+    def play(st, rounds, k, upto):
+        for r in range(st.round + 1, upto + 1):
+            st.scores, st.round = srv.logit(ps[r - 1]), r
+            srv.tally_final(st, rounds, k)
+
+    play(st, 5, 3, 2)
+    assert st.final_rounds == 0 and np.array_equal(srv.final_prob(st), st.prob)  # before it
+    play(st, 5, 3, 5)
+    assert st.final_rounds == 3 and np.allclose(srv.final_prob(st), np.mean(ps[2:5], 0))
+    last = state_with(ps[0])
+    play(last, 5, 1, 5)  # K = 1: exactly the last round's probability, as before the option
+    assert np.array_equal(srv.final_prob(last), last.prob)
+    # a resume asking for one more round moves the window to rounds 4-6; rounds 4-5 were summed
+    # into the old window's mean, so the new one restarts and says it holds one round
+    resumed = srv.ServerState(st.scores.copy())
+    srv.restore(resumed, {"scores": st.scores, "round": st.round, "final_sum": st.final_sum,
+                          "final_from": st.final_from, "final_rounds": st.final_rounds})
+    play(resumed, 6, 3, 6)
+    assert resumed.final_rounds == 1 and np.allclose(srv.final_prob(resumed), ps[5])
+
+
+def test_a_final_average_longer_than_the_run_is_refused():
+    from prism_edge.config import RunConfig, check_settings
+    from prism_edge.errors import PrismError
+
+    with pytest.raises(PrismError, match="1 .* to 4"):
+        check_settings(RunConfig(rounds=4, final_average=5))
+    with pytest.raises(PrismError, match="dense"):
+        check_settings(RunConfig(rounds=4, final_average=2, mode="dense"))
+    check_settings(RunConfig(rounds=4, final_average=4))

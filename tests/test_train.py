@@ -18,6 +18,7 @@ from prism_edge.train import run
 
 TINY = ["--clients", "2", "--local-steps", "4", "--batch", "16", "--n-features", "256",
         "--split", "iid", "--sample-every", "0", "--threads", "1"]
+AVG3 = ["--final-average", "3"]
 
 
 def cli(*args, **kw):
@@ -56,11 +57,13 @@ def test_short_run_loss_falls_and_fid_improves(tmp_path, data_root, mnist_train,
 
 
 def test_resume_after_kill_is_bit_identical(tmp_path, data_root):
+    """Also with final.bits made from the mean of the last 3 rounds: the window's sum travels
+    in the checkpoint, so the kill lands inside it or just before it."""
     env = {**os.environ, "PRISM_EDGE_DATA": str(data_root)}
     full, cut = tmp_path / "full", tmp_path / "cut"
-    p = cli("train", "--rounds", "4", "-o", str(full), *TINY, env=env)
+    p = cli("train", "--rounds", "4", "-o", str(full), *TINY, *AVG3, env=env)
     assert p.wait(timeout=300) == 0, p.stderr.read()
-    p = cli("train", "--rounds", "4", "-o", str(cut), *TINY, env=env)
+    p = cli("train", "--rounds", "4", "-o", str(cut), *TINY, *AVG3, env=env)
     metrics = cut / "metrics.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline:
@@ -70,10 +73,10 @@ def test_resume_after_kill_is_bit_identical(tmp_path, data_root):
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     assert not (cut / "final.bits").exists(), "the run finished before it could be killed"
-    p = cli("train", "--rounds", "4", "-o", str(cut), "--resume", *TINY, env=env)
+    p = cli("train", "--rounds", "4", "-o", str(cut), "--resume", *TINY, *AVG3, env=env)
     assert p.wait(timeout=300) == 0, p.stderr.read()
     a, b = read_bits(full / "final.bits"), read_bits(cut / "final.bits")
-    assert np.array_equal(a.packed, b.packed)
+    assert np.array_equal(a.packed, b.packed) and a.meta["rounds_averaged"] == 3
     assert (full / "final.bits").read_bytes() == (cut / "final.bits").read_bytes()
     rows = [json.loads(x) for x in metrics.read_text().splitlines()]
     assert [r["round"] for r in rows] == [1, 2, 3, 4]

@@ -27,6 +27,7 @@ def run_config(rc: dict) -> tuple[RunConfig, dict]:
         arch=str(get("arch", d.arch)), seed=int(get("seed", d.seed)),
         clients=int(get("num-clients", d.clients)), rounds=int(get("rounds", d.rounds)),
         split=str(get("split", d.split)), final=str(get("final", d.final)),
+        final_average=int(get("final-average", d.final_average)),
         sample_every=int(get("sample-every", d.sample_every)), mode="mask",
         conditional=bool(get("conditional", d.conditional)),
         dp_epsilon=eps if eps > 0 else None, dp_delta=float(get("dp-delta", d.dp_delta)),

@@ -116,6 +116,7 @@ class PrismStrategy(Strategy):
                                          derive_seed(self.cfg.seed, rnd - 1, max(pid, 0)))
         agg = srv.aggregate(self.state, uploads, self.cfg.server, rng, decode)
         self.state.round = rnd
+        srv.tally_final(self.state, self.cfg.rounds, self.cfg.final_average)
         bytes_up = sum(c["sent"] for c in per_client.values())
         bytes_down = sum(self.sent.values())
         row = srv.round_row(self.state, list(self.sent), agg, losses, bytes_up, bytes_down,
@@ -146,7 +147,7 @@ def main(grid: Grid, context: Context) -> None:
     ck = rec.begin(deploy["resume"])
     state = srv.init_state(gen.num_masked, cfg.server)
     if ck is not None:
-        state.scores, state.round = ck["scores"], ck["round"]
+        srv.restore(state, ck)
         log.info("resuming from round %d of %d", state.round, cfg.rounds)
     strategy = PrismStrategy(cfg, state, rec)
     t = time.time()

@@ -215,7 +215,7 @@ def inspect_cmd(file: str, as_json: bool) -> None:
 @click.option("--final", type=click.Choice(["threshold", "sample"]), default=_RUN.final,
               show_default=True, help="final.bits: threshold p > 0.5, or one sample of p.")
 @click.option("--final-average", type=click.IntRange(1), default=_RUN.final_average,
-              show_default=True,
+              show_default=True, metavar="K",
               help="p for final.bits: the mean global keep probability over the last K rounds "
                    "(1: the last round's). A round's p is a vote of a few clients' sampled masks; "
                    "averaging rounds quietens that noise without touching training.")

@@ -19,7 +19,7 @@ from .errors import PrismError
 from .images import save_grid
 from .latent import by_class_latents, latents
 from .masked import layer_sizes, model_device, set_flat_mask, set_flat_scores, set_mode
-from .server import ServerState, final_prob
+from .server import ServerState, final_prob, saved
 
 N_PREVIEW = 64
 
@@ -80,9 +80,7 @@ class RunRecorder:
 
     def checkpoint(self, state: ServerState, **extra) -> None:
         with atomic_path(self.ckpt) as tmp:
-            torch.save({"scores": state.scores, "round": state.round, "history": self.history,
-                        "final_sum": state.final_sum, "final_from": state.final_from,
-                        "final_rounds": state.final_rounds, **extra}, tmp)
+            torch.save({**saved(state), "history": self.history, **extra}, tmp)
 
     def install(self, state: ServerState) -> None:
         """Put the model the run would ship into the generator (for previews)."""

@@ -95,8 +95,14 @@ def init_state(n_weights: int, cfg: ServerConfig) -> ServerState:
     return ServerState(np.full(n_weights, cfg.score_init, np.float64))
 
 
+def saved(state: ServerState) -> dict:
+    """The global state as checkpoint entries; ``restore`` reads them back."""
+    return {"scores": state.scores, "round": state.round, "final_sum": state.final_sum,
+            "final_from": state.final_from, "final_rounds": state.final_rounds}
+
+
 def restore(state: ServerState, ck: dict) -> None:
-    """Put a checkpoint's global state back (RunRecorder.checkpoint wrote it)."""
+    """Put a checkpoint's global state back (``saved`` wrote it)."""
     state.scores, state.round = ck["scores"], ck["round"]
     state.final_sum, state.final_from = ck.get("final_sum"), ck.get("final_from", 0)
     state.final_rounds = ck.get("final_rounds", 0)

@@ -129,8 +129,7 @@ def test_final_average_is_the_mean_of_the_last_k_rounds():
     # a resume asking for one more round moves the window to rounds 4-6; rounds 4-5 were summed
     # into the old window's mean, so the new one restarts and says it holds one round
     resumed = srv.ServerState(st.scores.copy())
-    srv.restore(resumed, {"scores": st.scores, "round": st.round, "final_sum": st.final_sum,
-                          "final_from": st.final_from, "final_rounds": st.final_rounds})
+    srv.restore(resumed, srv.saved(st))
     play(resumed, 6, 3, 6)
     assert resumed.final_rounds == 1 and np.allclose(srv.final_prob(resumed), ps[5])
 

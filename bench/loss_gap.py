@@ -21,7 +21,7 @@ import torch
 from prism_edge.clientdata import feature_map, run_generator
 from prism_edge.data import load_dataset
 from prism_edge.evaluation.evaluate import run_latents
-from prism_edge.features import FeatureMap, _EncoderKernel
+from prism_edge.features import FeatureMap
 from prism_edge.latent import by_class_latents
 from prism_edge.stats import class_sums, compute_stats
 
@@ -33,15 +33,6 @@ DEFAULT_VARIANTS = (
     "prism-no-mada-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3-scale1.3-bf16",
     "centralized-1x8640-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3-scale1.3-bf16",
 )
-
-
-def parts_of(fm: FeatureMap, dim: int) -> list[tuple[str, int]]:
-    """(name, feature count) of each part of the map's ``dim`` outputs, in order."""
-    if len(fm.parts) == 1 and isinstance(fm.parts[0], _EncoderKernel):
-        ek = fm.parts[0]
-        named = [(f"stage {i + 1} Gaussian", rff.b.numel()) for i, rff in enumerate(ek.rffs)]
-        return ([("raw", sum(ek.stages))] if ek.linear else []) + named
-    return [("all", dim)]
 
 
 def class_means(fm: FeatureMap, images: np.ndarray | torch.Tensor, labels: np.ndarray,
@@ -105,7 +96,7 @@ def main(argv: list[str] | None = None) -> list:
     test = load_dataset(first.dataset, "test", args.data_dir)
     st = compute_stats(fm, train.raw, train.labels, classes)
     data = st.mean / st.class_probs.unsqueeze(1)
-    parts = parts_of(fm, data.shape[1])
+    parts = fm.named_parts(data.shape[1])
     scale = first.client.mean_scale
     rows = []
 

@@ -311,6 +311,15 @@ class FeatureMap(nn.Module):
                 self.parts.append(nn.Sequential(conv, RFF(conv.out_dim, per, seed * 7919 + 200 + j,
                                                           bandwidths=(0.25, 0.5, 1.0))))
 
+    def named_parts(self, dim: int) -> list[tuple[str, int]]:
+        """(name, feature count) of each block of the map's ``dim`` outputs, in order: an
+        encoder kernel's raw features and per-stage Gaussian parts, else one block."""
+        if len(self.parts) == 1 and isinstance(self.parts[0], _EncoderKernel):
+            ek = self.parts[0]
+            named = [(f"stage {i + 1} Gaussian", rff.b.numel()) for i, rff in enumerate(ek.rffs)]
+            return ([("raw", sum(ek.stages))] if ek.linear else []) + named
+        return [("all", dim)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = [part(x) for part in self.parts]
         return torch.cat(outs, 1) / math.sqrt(len(outs))

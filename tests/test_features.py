@@ -158,6 +158,13 @@ def test_stage_kernel_gives_each_encoder_stage_its_own_gaussian_kernel(tmp_path)
     # two encoders side by side: each one's stages in turn
     both = make_feature_map(f"encoder-stage-rff100:{path},{louder}", (1, 28, 28), n_features=600)
     assert both.parts[0].stages == [512, 576, 1152] * 2
+    # the map names its blocks in output order (bench.loss_gap reports a gap per block)
+    stage_map = make_feature_map(f"encoder-stage-rff100:{path}", (1, 28, 28), n_features=300)
+    assert stage_map.named_parts(2540) == [("raw", 2240), ("stage 1 Gaussian", 100),
+                                           ("stage 2 Gaussian", 100), ("stage 3 Gaussian", 100)]
+    gauss_only = make_feature_map(f"encoder-stage-rff-100:{path}", (1, 28, 28), n_features=300)
+    assert [n for n, _ in gauss_only.named_parts(300)] == [f"stage {i} Gaussian" for i in (1, 2, 3)]
+    assert make_feature_map("rff", (1, 28, 28), n_features=64).named_parts(64) == [("all", 64)]
 
 
 def test_stage_kernel_needs_an_encoder_that_records_its_stages(tmp_path):

@@ -77,6 +77,13 @@ def test_resume_after_kill_is_bit_identical(tmp_path, data_root):
     assert p.wait(timeout=300) == 0, p.stderr.read()
     a, b = read_bits(full / "final.bits"), read_bits(cut / "final.bits")
     assert np.array_equal(a.packed, b.packed) and a.meta["rounds_averaged"] == 3
+    # what was exported is the threshold of the mean of rounds 2-4's global probabilities
+    ck = torch.load(full / "checkpoint.pt", weights_only=False)
+    assert (ck["final_from"], ck["final_rounds"]) == (2, 3)
+    mean = ck["final_sum"] / 3
+    assert np.array_equal(a.packed, np.packbits((mean > 0.5).astype(np.uint8)))
+    last = 1 / (1 + np.exp(-ck["scores"]))
+    assert not np.array_equal(mean > 0.5, last > 0.5), "the window's mean is the last round's"
     assert (full / "final.bits").read_bytes() == (cut / "final.bits").read_bytes()
     rows = [json.loads(x) for x in metrics.read_text().splitlines()]
     assert [r["round"] for r in rows] == [1, 2, 3, 4]

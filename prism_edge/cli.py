@@ -235,6 +235,11 @@ def inspect_cmd(file: str, as_json: bool) -> None:
               show_default=True, help="L2 clipping bound of each example's feature vector.")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch CPU threads (default: all cores).")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="Train the round's clients side by side in this many processes, splitting "
+                   "the torch threads between them (CPU only). On 2 cores 2 is faster than 1 "
+                   "(bench/results/workers.md). A run is reproducible for a given number of "
+                   "workers and threads, so resume with the same.")
 @click.option("--device", default="cpu", show_default=True,
               help="Where the simulated clients train: cpu | cuda | cuda:N | auto (a CUDA GPU "
                    "if torch sees one). The seed's weights are the same on each; the training "
@@ -250,7 +255,8 @@ def train_cmd(**o) -> None:
 
     if o["threads"]:
         torch.set_num_threads(o["threads"])
-    summary = run(run_config(o), o["out"], resume=o["resume"], device=o["device"])
+    summary = run(run_config(o), o["out"], resume=o["resume"], device=o["device"],
+                  workers=o["workers"])
     final = "final.pt" if o["mode"] == "dense" else "final.bits"  # dense: fp32 weights
     click.echo(f"done in {summary['minutes']} min: {o['out']}/{final} ({summary['privacy']})")
 

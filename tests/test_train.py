@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -162,3 +163,37 @@ def test_lr_end_decays_the_client_lr_over_the_rounds_along_a_cosine():
     assert round_client_config(cfg, 0).local_steps == cfg.client.local_steps  # only lr moves
     constant = RunConfig(rounds=5, client=ClientConfig(lr=0.3))
     assert {round_client_config(constant, r).lr for r in range(5)} == {0.3}
+
+
+def test_worker_processes_train_the_clients_as_the_serial_loop_does(tmp_path, data_root):
+    """--workers 2 (one torch thread each) against the serial loop at one thread: the same
+    losses, uploads, optimiser states and final.bits, for the mask and the dense baseline."""
+    threads = torch.get_num_threads()
+    cfg = RunConfig(data_dir=str(data_root), clients=3, rounds=2, split="shards:2",
+                    sample_every=0, final_average=2,
+                    client=ClientConfig(local_steps=3, batch=8, n_features=128))
+    dense = replace(cfg, mode="dense", final_average=1,
+                    client=ClientConfig(local_steps=3, batch=8, n_features=128, lr=0.01))
+    seen: dict = {}
+    try:
+        for name, c in (("mask", cfg), ("dense", dense)):
+            for workers in (1, 2):
+                # one thread: the data statistics, computed in this process, are the same
+                # floats in both runs; each worker gets max(1, 1 // 2) threads
+                torch.set_num_threads(1)
+                out = tmp_path / f"{name}{workers}"
+                run(c, out, progress=False, workers=workers,
+                    on_round=lambda r, d, up, m, _k=(name, workers): seen.setdefault(_k, []).append(up))
+                seen[(name, workers, "ck")] = torch.load(out / "checkpoint.pt", weights_only=False)
+    finally:
+        torch.set_num_threads(threads)
+    for name in ("mask", "dense"):
+        a, b = seen[(name, 1)], seen[(name, 2)]
+        assert [sorted(r) for r in a] == [sorted(r) for r in b] == [["0", "1", "2"]] * 2
+        assert all(np.array_equal(x[k], y[k]) for x, y in zip(a, b) for k in x)
+        ca, cb = seen[(name, 1, "ck")], seen[(name, 2, "ck")]
+        assert [r["loss_last"] for r in ca["history"]] == [r["loss_last"] for r in cb["history"]]
+        assert np.array_equal(ca["scores"], cb["scores"]) and cb["workers"] == 2
+        assert all(torch.equal(ca["opt_states"][c]["exp_avg_sq"], cb["opt_states"][c]["exp_avg_sq"])
+                   for c in range(3))
+    assert (tmp_path / "mask1/final.bits").read_bytes() == (tmp_path / "mask2/final.bits").read_bytes()

@@ -544,8 +544,9 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
            for m in ("mada", "no-mada")},
         # the clients' lr, last tuned (0.3) on a far weaker loss, around the guided seed-7 row
         # (15.5, 6.9x): lr 0.2 17.3 (8.0x), lr 0.45 14.0 (6.4x), scored with a LeNet trained
-        # anew this session (floor 2.17 against 2.25 before, so compare ratios). 0.2 and 0.45
-        # ran side by side at one thread each (55 minutes each: not this machine's 2-core time)
+        # anew this session (floor 2.17 against 2.25 before, so compare ratios), lr 0.6 19.8
+        # (9.1x) in 26.6 minutes with --workers 2. 0.2 and 0.45 ran side by side at one thread
+        # each (55 minutes each: not this machine's 2-core time)
         **{f"prism-no-mada-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr{lr}"
            f"-scale1-guide0.4-bf16-avg20-seed7": short(
                100, 40, run={"seed": 7, "final_average": 20}, lr=lr,

@@ -17,27 +17,29 @@ import json
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from prism_edge.config import ClientConfig, RunConfig, ServerConfig
+from prism_edge.config import ClientConfig, RunConfig
 from prism_edge.train import run
 
-from . import report
-from .quality import PUBLIC_FINE, resolve_encoders
+from . import quality, report
+
+# the recommended recipe's harness row (README, "Where it stands")
+BEST = ("prism-no-mada-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
+        "-scale1-guide0.4-bf16-avg20-seed7")
 
 
 def config(name: str, rounds: int, data_dir: str | None) -> RunConfig:
     if name == "default":
         return RunConfig(data_dir=data_dir, rounds=rounds, sample_every=0,
                          client=ClientConfig(local_steps=20))
-    features = resolve_encoders(f"{PUBLIC_FINE}-e10-shift2-stage-rff3000", "mnist", data_dir)
-    return RunConfig(data_dir=data_dir, rounds=rounds, sample_every=0, arch="mnist-resize-deep",
-                     seed=7, client=ClientConfig(local_steps=40, batch=32, lr=0.3,
-                                                 features=features, n_features=2048,
-                                                 class_guidance=0.4, precision="bf16"),
-                     server=ServerConfig(mada=False))
+    cfg = quality.federated_variants(rounds, 40, data_dir)[BEST]
+    cfg.client.features = quality.resolve_encoders(cfg.client.features, cfg.dataset, data_dir)
+    # a few rounds only: the last round's probability, not a 20-round mean
+    return replace(cfg, rounds=rounds, final_average=1)
 
 
 def timed(cfg: RunConfig, workers: int) -> tuple[float, float]:

@@ -766,10 +766,10 @@ def federated(args) -> None:
         write_federated_table(args.n)
 
 
-def _minutes(row: dict) -> float | str:
+def _minutes(row: dict) -> str:
     """Minutes of training; a row whose clients trained on a GPU says so (not this CPU's time)."""
     device = row.get("device", "cpu")
-    return row["minutes"] if device == "cpu" else f"{row['minutes']} on {device}"
+    return f"{row['minutes']:.1f}" + ("" if device == "cpu" else f" on {device}")
 
 
 def _measured(row: dict) -> str:
@@ -785,8 +785,8 @@ def write_federated_table(n: int) -> None:
         ["variant", "measured", "minutes", "FID-LeNet", "floor", "ratio (goal <= 6, fashion <= 8)",
          "conf >= 0.9 (goal >= 80%)", "class share min-max (goal 5-15%)", "coverage", "recall",
          "label read back", "grid"],
-        [[r["name"], _measured(r), _minutes(r), round(r["fid"], 1), round(r["fid_floor"], 2),
-          round(r["floor_ratio"], 1), f"{r.get('confident_fraction', 0):.0%}",
+        [[r["name"], _measured(r), _minutes(r), f"{r['fid']:.1f}", f"{r['fid_floor']:.2f}",
+          f"{r['floor_ratio']:.1f}", f"{r.get('confident_fraction', 0):.0%}",
           f"{r.get('min_class_share', 0):.1%}-{r.get('max_class_share', 0):.1%}",
           round(r["coverage"], 3), round(r["recall"], 3),
           f"{r['label_accuracy']:.0%}" if "label_accuracy" in r else "-",

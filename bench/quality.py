@@ -570,7 +570,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "-scale1-guide0.4-bf16-avg20-seed7-w2": short(
             100, 40, run={"seed": 7, "final_average": 20},
             features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000", mean_scale=1.0, class_guidance=0.4),
-        # guidance 0.3 instead of 0.4 (one client, 2,160 steps: 22.1 against 20.3, session 30)
+        # guidance 0.3 instead of 0.4 (one client, 2,160 steps: 22.1 against 20.3, session 30):
+        # 15.2 (7.0x) in 23.7 minutes against 15.0 at 0.4 (the -seed7-w2 row above): no gain
         "prism-no-mada-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
         "-scale1-guide0.3-bf16-avg20-seed7-w2": short(
             100, 40, run={"seed": 7, "final_average": 20},

@@ -159,6 +159,13 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         return cfg(**enc_epochs(scaled(1.3, rounds=rounds, **run), shift=2, precision="bf16",
                                 local_steps=steps, **client), server=server)
 
+    def guided(mada: bool = False, run: dict | None = None, kernel: str = "shift2-stage-rff3000",
+               guidance: float = 0.4, **client) -> RunConfig:
+        """The class-guided rows: ``short`` at 100 x 40 with mean scale 1, ``guidance``, and the
+        10-epoch 7x7 public encoder whose placeholder ends in ``kernel``."""
+        return short(100, 40, mada=mada, run=run, features=f"{PUBLIC_FINE}-e10-{kernel}",
+                     mean_scale=1.0, class_guidance=guidance, **client)
+
     def central(steps: int, **client) -> dict:
         """deep30x40 as one client with all the data training ``steps`` steps in one round."""
         return {**deep30x40, "clients": 1, "split": "iid", "rounds": 1,
@@ -522,9 +529,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # against 19.1) and is 11% worse than no-MADA here. Seed 42 without MADA in the harness:
         # 17.4 (7.7x) in 35.2 minutes
         **{f"prism-{m}-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
-           f"-scale1-guide0.4-bf16{t}": short(100, 40, mada=m == "mada", run={"seed": seed},
-                                              features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000",
-                                              mean_scale=1.0, class_guidance=0.4)
+           f"-scale1-guide0.4-bf16{t}": guided(mada=m == "mada", run={"seed": seed})
            for t, seed in (("", 42), ("-seed7", 7), ("-seed11", 11))
            for m in ("mada", "no-mada")},
         # the guided rows with final.bits thresholded from the mean global probability of the
@@ -536,10 +541,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # 16.8, 6% better, better on each seed. MADA rows not run: continuing the seed-11 MADA
         # row 20 rounds (a throw-away script) gave 17.9 for the mean against 18.2 for the last
         **{f"prism-{m}-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
-           f"-scale1-guide0.4-bf16-avg20{t}": short(
-               100, 40, mada=m == "mada", run={"seed": seed, "final_average": 20},
-               features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000", mean_scale=1.0,
-               class_guidance=0.4)
+           f"-scale1-guide0.4-bf16-avg20{t}": guided(
+               mada=m == "mada", run={"seed": seed, "final_average": 20})
            for t, seed in (("", 42), ("-seed7", 7), ("-seed11", 11))
            for m in ("mada", "no-mada")},
         # the clients' lr, last tuned (0.3) on a far weaker loss, around the guided seed-7 row
@@ -548,18 +551,14 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # (9.1x) in 26.6 minutes with --workers 2. 0.2 and 0.45 ran side by side at one thread
         # each (55 minutes each: not this machine's 2-core time)
         **{f"prism-no-mada-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr{lr}"
-           f"-scale1-guide0.4-bf16-avg20-seed7": short(
-               100, 40, run={"seed": 7, "final_average": 20}, lr=lr,
-               features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000", mean_scale=1.0,
-               class_guidance=0.4)
+           f"-scale1-guide0.4-bf16-avg20-seed7": guided(run={"seed": 7, "final_average": 20}, lr=lr)
            for lr in (0.2, 0.45, 0.6)},
         # lr 0.45 (the best of the four on seed 7) on seed 11, with --workers 2: 17.3 (7.9x)
         # against 15.7 (7.0x) at lr 0.3 (35.6 minutes: the test suite ran beside it), so the
         # seed-7 gain does not hold: over seeds 7 / 11 lr 0.45 7.2x, lr 0.3 7.0x
         "prism-no-mada-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.45"
-        "-scale1-guide0.4-bf16-avg20-seed11": short(
-            100, 40, run={"seed": 11, "final_average": 20}, lr=0.45,
-            features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000", mean_scale=1.0, class_guidance=0.4),
+        "-scale1-guide0.4-bf16-avg20-seed11": guided(
+            run={"seed": 11, "final_average": 20}, lr=0.45),
         # the seed-7 guided row again, trained with --workers 2 (two client processes of one
         # thread each; its float sums differ from the 2-thread serial run's, so a new draw of the
         # same configuration); its minutes are the time goal's measure with workers: 15.0 (6.9x)
@@ -567,42 +566,34 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # each round's votes: the mean of the last 1 / 10 / 20 / 40 / 60 rounds scores 16.0 /
         # 15.5 / 15.0 / 15.9 / 16.9, so 20 stays the window
         "prism-no-mada-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
-        "-scale1-guide0.4-bf16-avg20-seed7-w2": short(
-            100, 40, run={"seed": 7, "final_average": 20},
-            features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000", mean_scale=1.0, class_guidance=0.4),
+        "-scale1-guide0.4-bf16-avg20-seed7-w2": guided(run={"seed": 7, "final_average": 20}),
         # guidance 0.3 instead of 0.4 (one client, 2,160 steps: 22.1 against 20.3, session 30):
         # 15.2 (7.0x) in 23.7 minutes against 15.0 at 0.4 (the -seed7-w2 row above): no gain
         "prism-no-mada-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
-        "-scale1-guide0.3-bf16-avg20-seed7-w2": short(
-            100, 40, run={"seed": 7, "final_average": 20},
-            features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000", mean_scale=1.0, class_guidance=0.3),
+        "-scale1-guide0.3-bf16-avg20-seed7-w2": guided(
+            run={"seed": 7, "final_average": 20}, guidance=0.3),
         # the Gaussian part's weight doubled (W 6000; one client, 2,160 steps, a throw-away
         # script: 19.7 / 19.6 against 21.1 / 20.2 at W 3000, seeds 7 / 11; W 1500 20.6, kernel
         # widths halved 22.8 or doubled 24.8, 4,096 features 20.2 / 21.2, G 0.5 25.2): federated
         # 15.9 (7.3x) in 23.3 minutes against 15.0 at W 3000 (the -seed7-w2 row above), so the
         # one-client gain does not carry over; no second seed run
         "prism-no-mada-100x40-batch32-cond-fine-enc10-shift2-stage-rff6000-resize-deep-lr0.3"
-        "-scale1-guide0.4-bf16-avg20-seed7-w2": short(
-            100, 40, run={"seed": 7, "final_average": 20},
-            features=f"{PUBLIC_FINE}-e10-shift2-stage-rff6000", mean_scale=1.0, class_guidance=0.4),
+        "-scale1-guide0.4-bf16-avg20-seed7-w2": guided(
+            run={"seed": 7, "final_average": 20}, kernel="shift2-stage-rff6000"),
         # the dense twin of the guided rows (same loss, rounds and steps; lr 3e-3, the better of
         # the scale-1.3 twins; dense runs keep no probability, so no --final-average): 18.6
         # (8.6x, LeNet floor 2.17) in 23.8 minutes with --workers 2, 98% confident; the guided
         # masks (6.9-7.2x) are 0.81-0.84x it by floor ratio. lr 1e-3: 18.9 (8.7x), 98% confident
         # (31 minutes: the test suite ran beside its first 70 rounds), so 3e-3 stays the baseline
         **{"dense-fedavg-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-scale1"
-           f"-guide0.4-bf16-lr{t}": short(
-               100, 40, run={"mode": "dense"}, lr=lr,
-               features=f"{PUBLIC_FINE}-e10-shift2-stage-rff3000", mean_scale=1.0,
-               class_guidance=0.4)
+           f"-guide0.4-bf16-lr{t}": guided(run={"mode": "dense"}, lr=lr)
            for t, lr in (("3e-3", 3e-3), ("1e-3", 1e-3))},
         # Fashion-MNIST with the best MNIST recipe (guidance 0.4, no MADA, the last 20 rounds'
         # mean) on the MNIST encoder of the Fashion-MNIST rows below: 26.5 (62.7x) in 30.6
         # minutes, 66% confident, against 29.5 (69.8x) for MADA with scale 1.3: 10% better
         "prism-fashion-no-mada-100x40-batch32-cond-fine-enc10-stage-rff3000-resize-deep-lr0.3"
-        "-scale1-guide0.4-bf16-avg20": short(
-            100, 40, run={"dataset": "fashion-mnist", "final_average": 20},
-            features=f"{PUBLIC_FINE}-e10-stage-rff3000", mean_scale=1.0, class_guidance=0.4),
+        "-scale1-guide0.4-bf16-avg20": guided(
+            run={"dataset": "fashion-mnist", "final_average": 20}, kernel="stage-rff3000"),
         # (where this loss stops on one client: the centralized stage-kernel rows above)
         # MADA was still gaining at round 100 (50 rounds 21.5, 100 rounds 18.8): the same work
         # as 130 rounds of 30 steps: 19.8 (8.8x) in 21.8 minutes, no better (lambda 0.50 -> 0.10)

@@ -24,9 +24,13 @@ class ClientConfig:
     # the loss matches the generated class means to this multiple of the data's (1 = the
     # plain MMD; above 1 exaggerates each class, like a truncation trick); see stats.py
     mean_scale: float = 1.0
-    # each class's target moved G times its distance from the client's overall mean further away
-    # (0: off); see stats.mmd_loss
+    # each class's target moved G times its distance from a centre (guidance_center) further
+    # away (0: off); see stats.mmd_loss
     class_guidance: float = 0.0
+    # what guidance pushes from: "client" (the client's own mean features) or "model" (the mean
+    # features of images the round's global model makes for every class: one centre for all
+    # clients, computed without data); see client.model_center
+    guidance_center: str = "client"
     features: str = DEFAULT_FEATURES  # feature map kind
     n_features: int = 8192
     feature_seed: int = 0
@@ -35,6 +39,7 @@ class ClientConfig:
 
 
 PRECISIONS = ("fp32", "bf16")
+GUIDANCE_CENTERS = ("client", "model")
 OPTIMIZER_STATES = ("persist", "reset")
 
 
@@ -106,6 +111,9 @@ def check_settings(cfg: RunConfig) -> None:
     if cfg.client.class_guidance < 0:
         raise PrismError(f"class guidance {cfg.client.class_guidance} is negative; use 0 (off) "
                          "or more")
+    if cfg.client.guidance_center not in GUIDANCE_CENTERS:
+        raise PrismError(f"unknown guidance centre {cfg.client.guidance_center!r}; use one of "
+                         f"{', '.join(GUIDANCE_CENTERS)}")
     if not 0 < cfg.server.step <= 1:
         raise PrismError(f"server step {cfg.server.step} is outside (0, 1]")
     if cfg.server.uplink not in ("coded", "packed"):

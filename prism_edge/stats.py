@@ -86,7 +86,7 @@ def compute_stats(fm: FeatureMap, images: torch.Tensor | np.ndarray,
 
 def mmd_loss(feats: torch.Tensor, stats: DataStats, estimator: str = "unbiased",
              labels: torch.Tensor | None = None, mean_scale: float = 1.0,
-             class_guidance: float = 0.0) -> torch.Tensor:
+             class_guidance: float = 0.0, center: torch.Tensor | None = None) -> torch.Tensor:
     """MMD^2 between a generated batch (features ``feats``, classes ``labels``) and the data,
     for the kernel k(x, x') [y == y'] (DP-MERF's class-conditional embedding; with one class
     the plain kernel): sum over classes c of pi_c^2 ||m_c - mu_c||^2, where pi_c is the
@@ -102,8 +102,9 @@ def mmd_loss(feats: torch.Tensor, stats: DataStats, estimator: str = "unbiased",
 
     ``mean_scale`` gamma matches m_c to gamma mu_c instead (gamma = 1: the MMD itself).
     ``class_guidance`` G moves each target further from the client's overall mean mu (as
-    classifier-free guidance does): gamma mu_c + G (mu_c - mu). Both only post-process the
-    fixed statistics, so a privatised ``stats`` stays private.
+    classifier-free guidance does): gamma mu_c + G (mu_c - mu), or from ``center`` (D,) in
+    place of mu when given. Both only post-process the fixed statistics, so a privatised
+    ``stats`` stays private.
     """
     if estimator not in MMD_ESTIMATORS:
         raise ValueError(f"unknown MMD estimator {estimator!r}; choose {MMD_ESTIMATORS}")
@@ -127,7 +128,8 @@ def mmd_loss(feats: torch.Tensor, stats: DataStats, estimator: str = "unbiased",
     target = stats.mean * mean_scale
     if class_guidance:
         # rows are pi_c mu_c, so the row of the guided target is pi_c (mu_c - mu) G on top
-        overall = stats.mean.sum(0, keepdim=True)
+        overall = (stats.mean.sum(0, keepdim=True) if center is None
+                   else center.reshape(1, -1).to(stats.mean.dtype))
         target = target + class_guidance * (stats.mean - probs.to(stats.mean.dtype)[:, None] * overall)
     cross = 2.0 * ((probs / n.clamp_min(1)).unsqueeze(1) * s * target).sum()
     return (probs * probs * self_sim).sum() - cross + (target * target).sum()

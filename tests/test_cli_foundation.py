@@ -61,10 +61,11 @@ def test_train_defaults_are_the_configs():
     assert cfg() == RunConfig().to_dict()
     changed = cfg("--seed", "7", "--no-mada", "--local-steps", "3", "--prob-clip", "0.01",
                   "--unconditional", "--uplink", "packed", "--optimizer-state", "reset",
-                  "--mean-scale", "1.5", "--class-guidance", "0.4", "--final-average", "2")
+                  "--mean-scale", "1.5", "--class-guidance", "0.4", "--final-average", "2",
+                  "--guidance-center", "model")
     want = RunConfig().to_dict()
     want.update(seed=7, conditional=False, final_average=2)
     want["client"].update(local_steps=3, optimizer_state="reset", mean_scale=1.5,
-                          class_guidance=0.4)
+                          class_guidance=0.4, guidance_center="model")
     want["server"].update(mada=False, clip=0.01, uplink="packed")
     assert changed == want

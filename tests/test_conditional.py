@@ -117,6 +117,46 @@ def test_class_guidance_moves_each_target_away_from_the_client_mean():
         float(mmd_loss(f, one, mean_scale=1.2)), rel=1e-12)
 
 
+def test_guidance_center_replaces_the_client_mean():
+    """--guidance-center model: the loss is zero where each generated class mean equals
+    mu_c + G (mu_c - centre); the client's own mean as the centre is the default loss."""
+    g = torch.Generator().manual_seed(3)
+    probs = torch.tensor([0.6, 0.4, 0.0], dtype=torch.float64)
+    mu = torch.randn(3, 6, generator=g, dtype=torch.float64)
+    stats = DataStats(probs[:, None] * mu, 50, class_probs=probs)
+    y = stats.batch_labels(10)
+    center = torch.randn(6, generator=g, dtype=torch.float64)
+    target = mu + 0.4 * (mu - center)
+    assert float(mmd_loss(target[y], stats, "biased", y, 1.0, 0.4, center)) == pytest.approx(
+        0, abs=1e-12)
+    assert float(mmd_loss(target[y], stats, "biased", y, 1.0, 0.4)) > 1e-3
+    f = torch.randn(10, 6, generator=g, dtype=torch.float64)
+    assert float(mmd_loss(f, stats, "unbiased", y, 1.0, 0.4, stats.mean.sum(0))) == float(
+        mmd_loss(f, stats, "unbiased", y, 1.0, 0.4))
+
+
+def test_model_center_is_the_mean_features_of_every_class():
+    """client.model_center: CENTER_PER_CLASS images of each class from the model, averaged in
+    feature space; the same draws give the same centre."""
+    from prism_edge.client import CENTER_PER_CLASS, model_center
+    from prism_edge.config import ClientConfig
+    from prism_edge.masked import set_mode
+
+    gen = build_generator("mnist-small", 0, {"classes": 10})
+    set_mode(gen, "sample")
+    fm = make_feature_map("rff", (1, 28, 28), 0, 64)
+    cfg = ClientConfig(batch=16)
+    torch.manual_seed(5)
+    c = model_center(gen, fm, cfg)
+    torch.manual_seed(5)
+    feats = []
+    with torch.no_grad():
+        for chunk in torch.arange(10).repeat_interleave(CENTER_PER_CLASS).split(16):
+            feats.append(fm(gen(torch.randn(len(chunk), gen.nz), chunk)))
+    assert c.shape == (64,)
+    assert torch.allclose(c, torch.cat(feats).mean(0), atol=1e-5)
+
+
 def test_batch_labels_follow_the_client_class_shares(mnist_train):
     st = DataStats(torch.zeros(4, 2), 1, class_probs=torch.tensor([0.5, 0.25, 0.2, 0.05]))
     labels = st.batch_labels(64)
@@ -218,3 +258,13 @@ def test_short_training_makes_the_requested_digits(mnist_train):
     after = label_accuracy()
     # measured: 0.10 before (every image read as one digit), 0.76 after
     assert before < 0.2 and after > 0.5, (before, after)
+
+
+def test_an_unknown_guidance_center_is_refused():
+    """A Flower run config's guidance-center is checked as the CLI's choice list is."""
+    from prism_edge.config import ClientConfig, RunConfig, check_settings
+    from prism_edge.errors import PrismError
+
+    with pytest.raises(PrismError, match="guidance centre 'data'.*client, model"):
+        check_settings(RunConfig(client=ClientConfig(guidance_center="data")))
+    check_settings(RunConfig(client=ClientConfig(guidance_center="model")))

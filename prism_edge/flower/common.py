@@ -38,6 +38,7 @@ def run_config(rc: dict) -> tuple[RunConfig, dict]:
                             estimator=str(get("estimator", c.estimator)),
                             mmd=str(get("mmd", c.mmd)), mean_scale=float(get("mean-scale", c.mean_scale)),
                             class_guidance=float(get("class-guidance", c.class_guidance)),
+                            guidance_center=str(get("guidance-center", c.guidance_center)),
                             features=str(get("features", c.features)),
                             n_features=int(get("n-features", c.n_features)),
                             precision=str(get("precision", c.precision)),

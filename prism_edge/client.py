@@ -88,9 +88,10 @@ CENTER_PER_CLASS = 32
 def model_center(gen: Generator, fm: FeatureMap, cfg: ClientConfig) -> torch.Tensor:
     """Mean features (D,) of CENTER_PER_CLASS images of every class from the model as it stands
     (a fresh mask sample per batch while training): the centre class guidance pushes from with
-    ``guidance_center="model"``. It is the same for every client of a round and needs no data;
-    where the generated class means meet their guided targets it equals the data's class-uniform
-    mean, so every client pushes from the federation's centre rather than its own."""
+    ``guidance_center="model"``. It needs no data, and every client of a round estimates the
+    same quantity (from its own draws); where the generated class means meet their guided
+    targets it equals the data's class-uniform mean, so every client pushes from the
+    federation's centre rather than from the mean of its own few classes."""
     dev = model_device(gen)
     labels = torch.arange(gen.config.classes, device=dev).repeat_interleave(CENTER_PER_CLASS)
     total = torch.zeros((), device=dev)

@@ -586,7 +586,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # counts, patched into a throw-away script): 14.0 / 13.5 (6.5x / 6.2x) on seeds 7 / 11.
         # The model's centre, which needs no exchange: seed 7 14.1 (6.5x) in 22.8 minutes,
         # seed 11 13.1 (6.01x) in 23.2 minutes: mean 6.25x against 6.9-7.0x from the clients'
-        # own means
+        # own means. G 0.4 from the model's centre (seed 7): 16.1 (7.4x) in 23.3 minutes, so
+        # 0.3 it is (0.2 not run)
         **{"prism-no-mada-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
            f"-scale1-guide{g}-model-bf16-avg20-seed{seed}-w2": guided(
                run={"seed": seed, "final_average": 20}, guidance=g, guidance_center="model")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import OPTIMIZER_STATES, ClientConfig, RunConfig, ServerConfig
+from .config import GUIDANCE_CENTERS, OPTIMIZER_STATES, ClientConfig, RunConfig, ServerConfig
 from .errors import PrismError
 
 
@@ -179,7 +179,7 @@ def inspect_cmd(file: str, as_json: bool) -> None:
                    "features (--guidance-center) further away (a factor, no unit; 0: off; needs a "
                    "class-conditional model). 0.4 with --mean-scale 1 is measured in "
                    "bench/results/quality.md.")
-@click.option("--guidance-center", type=click.Choice(["client", "model"]),
+@click.option("--guidance-center", type=click.Choice(GUIDANCE_CENTERS),
               default=_CLIENT.guidance_center, show_default=True,
               help="What --class-guidance pushes from: client = the client's own mean features "
                    "(which, on a non-IID split, hold only its few classes); model = the mean "

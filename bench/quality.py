@@ -593,10 +593,12 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                run={"seed": seed, "final_average": 20}, guidance=g, guidance_center="model")
            for g, seed in ((0.3, 7), (0.3, 11), (0.4, 7), (0.2, 7), (0.3, 42))},
         # G 0.3 from the model's centre on seed 42: 12.8 (5.87x) in 21.8 minutes, so the three
-        # seeds average 6.12x. 120 rounds instead of 100 (a round takes about 13 s: about 27
-        # minutes in all). Measured first by resuming the three 100-round runs to 120 rounds
-        # (--resume continues bit-identically) in a throw-away script: seed 7 12.6 (5.78x)
-        # against 14.1 at 100 rounds
+        # seeds average 6.12x. 120 rounds instead of 100 (a round takes about 13 s): seed 7
+        # 12.6 (5.78x) in 26.6 minutes, seed 11 12.5 (5.74x), seed 42 11.8 (5.45x): all three
+        # inside 6x (5.66x on average, against 6.12x at 100 rounds). Seeds 11 and 42 were
+        # resumed from their 100-round runs to 120 (a throw-away script; their minutes are the
+        # two parts' sum, 27.2 and 25.8); seed 7 resumed the same way gave a final.bits
+        # identical to the fresh 120-round run's, which is the row's
         **{"prism-no-mada-120x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
            f"-scale1-guide0.3-model-bf16-avg20-seed{seed}-w2": guided(
                run={"seed": seed, "final_average": 20}, guidance=0.3, guidance_center="model",

@@ -606,10 +606,11 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
            for seed in (7, 11, 42)},
         # MADA on the seed-7 row (the same loss, rounds, steps and final average): 16.7 (7.7x) in
         # 30.1 minutes, lambda 0.50 -> 0.12, against 12.6 without: 33% worse
-        "prism-mada-120x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
-        "-scale1-guide0.3-model-bf16-avg20-seed7-w2": guided(
-            mada=True, run={"seed": 7, "final_average": 20}, guidance=0.3,
-            guidance_center="model", rounds=120),
+        **{"prism-mada-120x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
+           f"-scale1-guide0.3-model-bf16-avg20-seed{seed}-w2": guided(
+               mada=True, run={"seed": seed, "final_average": 20}, guidance=0.3,
+               guidance_center="model", rounds=120)
+           for seed in (7, 11)},
         # both seed-7 rows above run on to 200 rounds (each resumed from its 120-round folder;
         # resume is bit-identical to a fresh run, so the minutes are the two parts' sum)
         **{f"prism-{m}-200x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"

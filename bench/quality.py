@@ -616,7 +616,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # both seed-7 rows above run on to 200 rounds (each resumed from its 120-round folder by a
         # throw-away script; resume is bit-identical to a fresh run, so the minutes are the two
         # parts' sum): MADA 15.8 (7.3x) in 52.8 minutes, lambda 0.118 -> 0.104 over the 80
-        # rounds; without MADA 12.2 (5.6x) in 47.4: MADA still 30% worse, it does not catch up
+        # rounds; without MADA 12.2 (5.6x) in 47.4: MADA still 29% worse, it does not catch up
         **{f"prism-{m}-200x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
            "-scale1-guide0.3-model-bf16-avg20-seed7-w2": guided(
                mada=m == "mada", run={"seed": 7, "final_average": 20}, guidance=0.3,
@@ -652,7 +652,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
             run={"dataset": "fashion-mnist", "final_average": 20}, kernel="stage-rff3000"),
         # Fashion-MNIST with the 120-round MNIST recipe (G 0.3 from the model's centre): 19.6
         # (46.4x) in 30.4 minutes (rounds of 15 s), 66% confident, classes 8.8-11.6%, against
-        # 26.5 (62.7x) for the 100-round row below: 26% better, still far from 8x
+        # 26.5 (62.7x) for the 100-round row above: 26% better, still far from 8x
         "prism-fashion-no-mada-120x40-batch32-cond-fine-enc10-stage-rff3000-resize-deep-lr0.3"
         "-scale1-guide0.3-model-bf16-avg20-w2": guided(
             run={"dataset": "fashion-mnist", "final_average": 20}, kernel="stage-rff3000",

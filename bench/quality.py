@@ -166,6 +166,12 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         return short(rounds, 40, mada=mada, run=run, features=f"{PUBLIC_FINE}-e10-{kernel}",
                      mean_scale=1.0, class_guidance=guidance, **client)
 
+    def centred(seed: int, rounds: int = 100, mada: bool = False,
+                guidance: float = 0.3) -> RunConfig:
+        """``guided`` from the model's centre with the last 20 rounds' mean (README's recipe)."""
+        return guided(mada=mada, run={"seed": seed, "final_average": 20}, guidance=guidance,
+                      guidance_center="model", rounds=rounds)
+
     def central(steps: int, **client) -> dict:
         """deep30x40 as one client with all the data training ``steps`` steps in one round."""
         return {**deep30x40, "clients": 1, "split": "iid", "rounds": 1,
@@ -589,8 +595,7 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # own means. G 0.4 from the model's centre (seed 7): 16.1 (7.4x) in 23.3 minutes; G 0.2
         # (seed 7): 16.6 (7.6x) in 21.9 minutes, 94% confident, so 0.3 it is
         **{"prism-no-mada-100x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
-           f"-scale1-guide{g}-model-bf16-avg20-seed{seed}-w2": guided(
-               run={"seed": seed, "final_average": 20}, guidance=g, guidance_center="model")
+           f"-scale1-guide{g}-model-bf16-avg20-seed{seed}-w2": centred(seed, guidance=g)
            for g, seed in ((0.3, 7), (0.3, 11), (0.4, 7), (0.2, 7), (0.3, 42))},
         # G 0.3 from the model's centre on seed 42: 12.8 (5.87x) in 21.8 minutes, so the three
         # seeds average 6.12x. 120 rounds instead of 100 (a round takes about 13 s): seed 7
@@ -600,27 +605,21 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # two parts' sum, 27.2 and 25.8); seed 7 resumed the same way gave a final.bits
         # identical to the fresh 120-round run's, which is the row's
         **{"prism-no-mada-120x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
-           f"-scale1-guide0.3-model-bf16-avg20-seed{seed}-w2": guided(
-               run={"seed": seed, "final_average": 20}, guidance=0.3, guidance_center="model",
-               rounds=120)
+           f"-scale1-guide0.3-model-bf16-avg20-seed{seed}-w2": centred(seed, 120)
            for seed in (7, 11, 42)},
         # MADA on the seed-7 row (the same loss, rounds, steps and final average): 16.7 (7.7x) in
         # 30.1 minutes, lambda 0.50 -> 0.12, against 12.6 without: 33% worse; seed 11: 15.8
         # (7.3x) in 44.2 minutes (the test suite ran beside its first 16), lambda 0.50 -> 0.12,
         # against 12.5 without: 27% worse
         **{"prism-mada-120x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
-           f"-scale1-guide0.3-model-bf16-avg20-seed{seed}-w2": guided(
-               mada=True, run={"seed": seed, "final_average": 20}, guidance=0.3,
-               guidance_center="model", rounds=120)
+           f"-scale1-guide0.3-model-bf16-avg20-seed{seed}-w2": centred(seed, 120, mada=True)
            for seed in (7, 11)},
         # both seed-7 rows above run on to 200 rounds (each resumed from its 120-round folder by a
         # throw-away script; resume is bit-identical to a fresh run, so the minutes are the two
         # parts' sum): MADA 15.8 (7.3x) in 52.8 minutes, lambda 0.118 -> 0.104 over the 80
         # rounds; without MADA 12.2 (5.6x) in 47.4: MADA still 29% worse, it does not catch up
         **{f"prism-{m}-200x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
-           "-scale1-guide0.3-model-bf16-avg20-seed7-w2": guided(
-               mada=m == "mada", run={"seed": 7, "final_average": 20}, guidance=0.3,
-               guidance_center="model", rounds=200)
+           "-scale1-guide0.3-model-bf16-avg20-seed7-w2": centred(7, 200, mada=m == "mada")
            for m in ("mada", "no-mada")},
         # the dense twin of those rows (same loss, guidance from the model's centre, 120 rounds,
         # seed 42; lr 3e-3 as the dense twin below): 14.7 (6.8x) in 35.0 minutes (the test suite

@@ -184,7 +184,9 @@ def inspect_cmd(file: str, as_json: bool) -> None:
               help="What --class-guidance pushes from: client = the client's own mean features "
                    "(which, on a non-IID split, hold only its few classes); model = the mean "
                    "features of 32 images a class that the round's global model makes, the same "
-                   "for every client and computed without data (about a tenth more time a round).")
+                   "for every client and computed without data (about a tenth more time a round); "
+                   "server = that centre computed once a round by the server and sent with the "
+                   "global state (4 bytes per feature), so clients skip that tenth.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=_CLIENT.precision,
               show_default=True,
               help="Generator arithmetic in local training: bf16 runs its convolutions in "

@@ -55,18 +55,20 @@ def round_client_config(cfg: RunConfig, rnd: int) -> ClientConfig:
 
 def client_update(gen: Generator, fm: FeatureMap, stats: DataStats, global_scores: torch.Tensor,
                   cfg: ClientConfig, opt_state: dict | None, seed: int,
-                  progress=None, downlink: np.ndarray | None = None) -> ClientResult:
+                  progress=None, downlink: np.ndarray | None = None,
+                  center: np.ndarray | torch.Tensor | None = None) -> ClientResult:
     """Train the scores locally and return a packed mask sample plus the new optimiser state.
 
     ``seed`` fixes every random draw (latents, mask samples) so a run can be resumed exactly;
     the server knows it too (run seed, round, client), which lets the mask be drawn with shared
     uniforms and, given the uint8 ``downlink`` the client started from, coded in well under one
-    bit per weight (``ClientResult.coded``). ``progress`` is an optional callable(step, loss).
+    bit per weight (``ClientResult.coded``). ``progress`` is an optional callable(step, loss);
+    ``center``: the server's guidance centre (``guidance_center="server"``).
     """
     torch.manual_seed(seed)
     set_flat_scores(gen, global_scores)
     set_mode(gen, "sample", cfg.estimator)
-    losses, state = local_train(gen, fm, stats, cfg, cfg.lr, opt_state, progress)
+    losses, state = local_train(gen, fm, stats, cfg, cfg.lr, opt_state, progress, center)
     set_mode(gen, "fixed")
     with torch.no_grad():
         p = torch.sigmoid(get_flat_scores(gen)).cpu().numpy()
@@ -104,9 +106,51 @@ def model_center(gen: Generator, fm: FeatureMap, cfg: ClientConfig) -> torch.Ten
     return total / len(labels)
 
 
+# derive_seed's last part for the server's centre draws (clients are numbered from 0)
+CENTER_STREAM = -1
+
+
+def sends_center(cfg: ClientConfig) -> bool:
+    """Whether the server sends a guidance centre with each round's global state."""
+    return bool(cfg.class_guidance) and cfg.guidance_center == "server"
+
+
+def server_center(gen: Generator, fm: FeatureMap, cfg: ClientConfig, global_scores: torch.Tensor,
+                  seed: int, rnd: int, dense: bool = False) -> np.ndarray:
+    """``guidance_center="server"``: ``model_center`` computed once a round by the server, from
+    the scores every client of round ``rnd`` (0-based) starts from, and sent beside them (float32,
+    (D,)). Clients skip those forward passes, and all of them push from one centre."""
+    torch.manual_seed(derive_seed(seed, rnd, CENTER_STREAM))
+    set_flat_scores(gen, global_scores)
+    set_mode(gen, "dense" if dense else "sample", None if dense else cfg.estimator)
+    return model_center(gen, fm, cfg).float().cpu().numpy()
+
+
+def guidance_center(gen: Generator, fm: FeatureMap, cfg: ClientConfig,
+                    sent: np.ndarray | torch.Tensor | None, dim: int) -> torch.Tensor | None:
+    """The centre class guidance pushes from (None: the client's own mean, or no guidance);
+    ``sent`` is the server's centre, used with ``guidance_center="server"`` only; ``dim``: the
+    feature map's output size."""
+    if not cfg.class_guidance or cfg.guidance_center == "client":
+        return None
+    if cfg.guidance_center == "model":
+        return model_center(gen, fm, cfg)
+    if sent is None:
+        raise PrismError("--guidance-center server: the round's message carries no guidance "
+                         "centre; the server must send one (update prism-edge on the server)")
+    center = torch.as_tensor(np.asarray(sent), dtype=torch.float32)
+    if center.shape != (dim,):
+        raise PrismError(f"the server's guidance centre has shape {tuple(center.shape)}, expected "
+                         f"({dim},) for this feature map; run server and clients with one run "
+                         "config")
+    return center.to(model_device(gen))
+
+
 def local_train(gen: Generator, fm: FeatureMap, stats: DataStats, cfg: ClientConfig, lr: float,
-                opt_state: dict | None, progress=None) -> tuple[list[float], dict]:
-    """L Adam steps on the model's scores (or dense weights) against the fixed statistics."""
+                opt_state: dict | None, progress=None,
+                center: np.ndarray | torch.Tensor | None = None) -> tuple[list[float], dict]:
+    """L Adam steps on the model's scores (or dense weights) against the fixed statistics;
+    ``center``: the server's guidance centre (``guidance_center="server"``)."""
     # reset: the moments start afresh each round, so a score held at the clip, whose gradient
     # p(1 - p) shrinks, is not slowed by the larger gradients of earlier rounds
     keep = cfg.optimizer_state == "persist"
@@ -123,8 +167,7 @@ def local_train(gen: Generator, fm: FeatureMap, stats: DataStats, cfg: ClientCon
     dev = model_device(gen)
     labels = stats.batch_labels(cfg.batch)  # the same every step: the client's class shares
     labels = None if labels is None else labels.to(dev)
-    center = (model_center(gen, fm, cfg) if cfg.class_guidance and cfg.guidance_center == "model"
-              else None)
+    center = guidance_center(gen, fm, cfg, center, stats.mean.shape[-1])
     for step in range(cfg.local_steps):
         z = torch.randn(cfg.batch, gen.nz, device=dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):

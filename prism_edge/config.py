@@ -27,9 +27,10 @@ class ClientConfig:
     # each class's target moved G times its distance from a centre (guidance_center) further
     # away (0: off); see stats.mmd_loss
     class_guidance: float = 0.0
-    # what guidance pushes from: "client" (the client's own mean features) or "model" (the mean
-    # features of images the round's global model makes for every class: one centre for all
-    # clients, computed without data); see client.model_center
+    # what guidance pushes from: "client" (the client's own mean features), "model" (the mean
+    # features of images the round's global model makes for every class, computed without data
+    # by each client) or "server" (the same computed once by the server and sent with the
+    # global state); see client.model_center and client.server_center
     guidance_center: str = "client"
     features: str = DEFAULT_FEATURES  # feature map kind
     n_features: int = 8192
@@ -39,7 +40,7 @@ class ClientConfig:
 
 
 PRECISIONS = ("fp32", "bf16")
-GUIDANCE_CENTERS = ("client", "model")
+GUIDANCE_CENTERS = ("client", "model", "server")
 OPTIMIZER_STATES = ("persist", "reset")
 
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from . import server as srv
 from .accelerator import describe_device, resolve_device
 from .architectures import Generator
-from .client import client_update, derive_seed, local_train, round_client_config
+from .client import client_update, derive_seed, local_train, round_client_config, sends_center, server_center
 from .clientdata import (
     client_indices,
     client_stats,
@@ -82,8 +82,10 @@ def start_scores(cfg: RunConfig, down: np.ndarray) -> torch.Tensor:
 def train_client(gen: Generator, fm: FeatureMap, stats: DataStats, cfg: RunConfig,
                  ccfg: ClientConfig, cid: int, rnd: int, down: np.ndarray,
                  opt_state: dict | None, tick=None,
-                 global_scores: torch.Tensor | None = None) -> ClientOutcome:
-    """One simulated client's round (serially here, or in a worker process: workers.py)."""
+                 global_scores: torch.Tensor | None = None,
+                 center: np.ndarray | None = None) -> ClientOutcome:
+    """One simulated client's round (serially here, or in a worker process: workers.py);
+    ``center``: the server's guidance centre of the round (``client.server_center``)."""
     seed = derive_seed(cfg.seed, rnd, cid)
     if global_scores is None:
         global_scores = start_scores(cfg, down)
@@ -91,13 +93,13 @@ def train_client(gen: Generator, fm: FeatureMap, stats: DataStats, cfg: RunConfi
         torch.manual_seed(seed)
         set_flat_scores(gen, global_scores)
         set_mode(gen, "dense")
-        ls, state = local_train(gen, fm, stats, ccfg, ccfg.lr, opt_state, tick)
+        ls, state = local_train(gen, fm, stats, ccfg, ccfg.lr, opt_state, tick, center)
         weights = torch.cat([m.scores.detach().reshape(-1) for m in masked_layers(gen)])
         return ClientOutcome(weights.cpu().numpy().astype(np.float32), None, (ls[0], ls[-1]),
                              state)
     coded = cfg.server.uplink == "coded"
     res = client_update(gen, fm, stats, global_scores, ccfg, opt_state, seed, tick,
-                        down if coded else None)
+                        down if coded else None, center)
     return ClientOutcome(res.coded if coded else res.packed, res.packed,
                          (res.loss_first, res.loss_last), res.opt_state)
 
@@ -180,16 +182,19 @@ def _rounds(cfg: RunConfig, rec: RunRecorder, state: srv.ServerState, gen: Gener
             down = state.scores.astype(np.float32)
         else:
             down = srv.encode_downlink(state.prob, cfg.server.downlink)
+        ccfg = round_client_config(cfg, rnd)
+        center = (server_center(gen, fm, ccfg, start_scores(cfg, down), cfg.seed, rnd,
+                                dense=cfg.mode == "dense") if sends_center(ccfg) else None)
         global_scores = None if pool is not None else start_scores(cfg, down)
         steps = tqdm(total=len(chosen) * cfg.client.local_steps, desc=f"round {rnd + 1}",
                      leave=False, disable=not progress, unit="step")
         uploads, masks, losses, up_bytes = {}, {}, [], 0
-        ccfg = round_client_config(cfg, rnd)
         if pool is not None:
-            outcomes = pool.train(chosen, rnd, ccfg, down, opt_states)
+            outcomes = pool.train(chosen, rnd, ccfg, down, opt_states, center)
         else:
             outcomes = (train_client(gen, fm, stats[cid], cfg, ccfg, cid, rnd, down,
-                                     opt_states.get(cid), _ticker(steps, cid), global_scores)
+                                     opt_states.get(cid), _ticker(steps, cid), global_scores,
+                                     center)
                         for cid in chosen)
         for cid, out in zip(chosen, outcomes):
             if pool is not None:
@@ -215,7 +220,8 @@ def _rounds(cfg: RunConfig, rec: RunRecorder, state: srv.ServerState, gen: Gener
             srv.tally_final(state, cfg.rounds, cfg.final_average)
         if on_round is not None:
             on_round(state.round, down, uploads, masks)
-        row = srv.round_row(state, chosen, agg, losses, up_bytes, int(down.nbytes) * len(chosen),
+        down_bytes = int(down.nbytes) + (0 if center is None else int(center.nbytes))
+        row = srv.round_row(state, chosen, agg, losses, up_bytes, down_bytes * len(chosen),
                             time.time() - t0, dense=cfg.mode == "dense", lr=ccfg.lr,
                             privacy=privacy)
         rec.log_round(row)

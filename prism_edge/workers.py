@@ -33,10 +33,10 @@ def _init(cfg_dict: dict, stats: list, threads: int) -> None:
 def _job(args: tuple):
     from .train import train_client
 
-    cid, rnd, ccfg, down, opt_state = args
+    cid, rnd, ccfg, down, opt_state, center = args
     w = _WORKER
     return train_client(w["gen"], w["fm"], w["stats"][cid], w["cfg"], ccfg, cid, rnd, down,
-                        opt_state)
+                        opt_state, center=center)
 
 
 class ClientPool:
@@ -50,9 +50,9 @@ class ClientPool:
                                                threads))
 
     def train(self, cids: list[int], rnd: int, ccfg: ClientConfig, down: np.ndarray,
-              opt_states: dict):
+              opt_states: dict, center: np.ndarray | None = None):
         """Each chosen client's ``ClientOutcome``, in the order of ``cids``, as they finish."""
-        jobs = [(cid, rnd, ccfg, down, opt_states.get(cid)) for cid in cids]
+        jobs = [(cid, rnd, ccfg, down, opt_states.get(cid), center) for cid in cids]
         return self._pool.imap(_job, jobs, chunksize=1)
 
     def close(self) -> None:

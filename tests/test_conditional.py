@@ -293,3 +293,33 @@ def test_an_unknown_guidance_center_is_refused():
     with pytest.raises(PrismError, match="guidance centre 'data'.*client, model"):
         check_settings(RunConfig(client=ClientConfig(guidance_center="data")))
     check_settings(RunConfig(client=ClientConfig(guidance_center="model")))
+
+
+def test_the_server_centre_is_the_model_centre_computed_once(mnist_train):
+    """--guidance-center server moves model_center from each client to the server: a client
+    given the centre of the same draws trains exactly as with "model"; without a centre, or
+    with one of another feature map's size, it stops with the fix."""
+    from prism_edge.client import local_train, model_center
+    from prism_edge.config import ClientConfig
+    from prism_edge.errors import PrismError
+    from prism_edge.masked import get_flat_scores, set_flat_scores, set_mode
+
+    keep = np.flatnonzero(np.isin(mnist_train.labels.numpy(), [3, 8]))[:600]
+    fm = make_feature_map("rff", (1, 28, 28), 0, 256)
+    stats = compute_stats(fm, mnist_train.images[keep], mnist_train.labels[keep], 10)
+    gen = build_generator("mnist-small", 0, {"classes": 10})
+    start = get_flat_scores(gen).clone()
+    losses = {}
+    for where in ("model", "server"):
+        set_flat_scores(gen, start)
+        set_mode(gen, "sample")
+        cfg = ClientConfig(local_steps=6, batch=16, lr=0.1, class_guidance=0.3,
+                           guidance_center=where)
+        torch.manual_seed(0)
+        center = model_center(gen, fm, cfg).numpy() if where == "server" else None
+        losses[where], _ = local_train(gen, fm, stats, cfg, cfg.lr, None, center=center)
+    assert losses["server"] == losses["model"]
+    with pytest.raises(PrismError, match="carries no guidance centre"):
+        local_train(gen, fm, stats, cfg, cfg.lr, None)
+    with pytest.raises(PrismError, match=r"shape \(255,\), expected \(256,\)"):
+        local_train(gen, fm, stats, cfg, cfg.lr, None, center=np.zeros(255, np.float32))

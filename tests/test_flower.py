@@ -167,3 +167,22 @@ def test_a_left_out_app_config_key_takes_the_cli_default():
     cfg, deploy = run_config({})
     assert cfg.to_dict() == RunConfig().to_dict()
     assert deploy == {"out_dir": "runs/flower", "resume": False, "round_timeout": 600.0}
+
+
+def test_the_server_sends_one_guidance_centre_to_every_node(deploy, tmp_path):
+    """guidance-center="server": the ServerApp computes the centre once a round and it travels
+    in the train message beside the global state (4 bytes a feature), used by each ClientApp."""
+    deploy.start_superlink()
+    for pid in range(2):
+        deploy.start_node(pid)
+    out = tmp_path / "out"
+    p = deploy.run(f"{FAST} num-clients=2 rounds=2 min-clients=2 class-guidance=0.3 "
+                   f"guidance-center='server' out-dir='{out}'")
+    assert p.returncode == 0 and (out / "final.bits").is_file(), deploy.logs()
+    assert deploy.text().count("guidance centre of 126 features from the server") == 4, deploy.logs()
+    n = read_bits(out / "final.bits").total
+    for r in rows(out):
+        assert r["accepted"] == 2
+        # the 8-bit global state and 126 float32 features, in a protobuf envelope
+        assert all(n + 4 * 126 < c["received"] < n + 4 * 126 + 2048
+                   for c in r["per_client"].values())

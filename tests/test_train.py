@@ -197,3 +197,25 @@ def test_worker_processes_train_the_clients_as_the_serial_loop_does(tmp_path, da
         assert all(torch.equal(ca["opt_states"][c]["exp_avg_sq"], cb["opt_states"][c]["exp_avg_sq"])
                    for c in range(3))
     assert (tmp_path / "mask1/final.bits").read_bytes() == (tmp_path / "mask2/final.bits").read_bytes()
+
+
+def test_the_server_centre_travels_with_the_global_state(tmp_path, data_root):
+    """--guidance-center server: the simulation computes one centre a round and sends it to
+    every client beside the 8-bit global state (4 bytes a feature, counted in bytes_down);
+    worker processes get the same centre, so their run equals the serial one."""
+    threads = torch.get_num_threads()
+    cfg = RunConfig(data_dir=str(data_root), clients=3, rounds=2, split="shards:2",
+                    sample_every=0, final_average=2,
+                    client=ClientConfig(local_steps=3, batch=8, features="rff", n_features=128,
+                                        class_guidance=0.3, guidance_center="server"))
+    try:
+        torch.set_num_threads(1)
+        for workers in (1, 2):
+            run(cfg, tmp_path / f"w{workers}", progress=False, workers=workers)
+    finally:
+        torch.set_num_threads(threads)
+    a, b = (tmp_path / "w1/final.bits").read_bytes(), (tmp_path / "w2/final.bits").read_bytes()
+    assert a == b
+    n = read_bits(tmp_path / "w1/final.bits").total  # the 8-bit global state: a byte a weight
+    rows = [json.loads(x) for x in (tmp_path / "w1/metrics.jsonl").read_text().splitlines()]
+    assert [r["bytes_down"] for r in rows] == [3 * (n + 4 * 128)] * 2

@@ -27,6 +27,7 @@ from ..server import downlink_scores
 from ..stats import DataStats
 from .common import (
     ARRAYS,
+    CENTER_KEY,
     DOWN_KEY,
     MASK_KEY,
     METRICS,
@@ -110,6 +111,9 @@ def train(msg: Message, context: Context) -> Message:
     gen, fm, stats = _worker(cfg, pid, str(nc.get("data-dir", "")) or None, context.state, dev)
     rnd = int(msg.content["config"]["round"])
     down = msg.content[ARRAYS][DOWN_KEY].numpy()
+    # the server's guidance centre (guidance-center="server"), else None
+    center = (msg.content[ARRAYS][CENTER_KEY].numpy() if CENTER_KEY in msg.content[ARRAYS]
+              else None)
     scores = downlink_scores(down, cfg.server.clip)
     opt_state = None
     if "adam" in context.state.array_records:
@@ -118,15 +122,17 @@ def train(msg: Message, context: Context) -> Message:
         del context.state.array_records["adam"], arrays  # replaced after the update
     coded = cfg.server.uplink == "coded" and down.dtype == np.uint8
     res = client_update(gen, fm, stats, scores, round_client_config(cfg, rnd - 1), opt_state,
-                        derive_seed(cfg.seed, rnd - 1, pid), downlink=down if coded else None)
+                        derive_seed(cfg.seed, rnd - 1, pid), downlink=down if coded else None,
+                        center=center)
     context.state.array_records["adam"] = ArrayRecord(
         {k: Array(v) for k, v in opt_state_to_arrays(res.opt_state).items()})
     upload = res.coded if coded else res.packed
     if nc.get("inject-fault", "") == "malformed-mask":  # fault injection, used by the tests only
         upload = upload[:-3]
     rss = peak_rss_mb()
-    log.info("client %d round %d: loss %.4f -> %.4f, %d bytes up, peak RSS %.0f MB", pid, rnd,
-             res.loss_first, res.loss_last, upload.nbytes, rss)
+    log.info("client %d round %d: loss %.4f -> %.4f, %d bytes up, peak RSS %.0f MB%s", pid, rnd,
+             res.loss_first, res.loss_last, upload.nbytes, rss,
+             "" if center is None else f", guidance centre of {center.size} features from the server")
     metrics = {"partition_id": pid, "loss_first": res.loss_first, "loss_last": res.loss_last,
                "ones": res.ones, "nbytes": int(upload.nbytes), "peak_rss_mb": rss,
                "seconds": time.time() - t0,

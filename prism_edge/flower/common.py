@@ -9,6 +9,7 @@ from ..config import ClientConfig, RunConfig, ServerConfig
 
 ARRAYS, CONFIG, METRICS = "arrays", "config", "metrics"
 DOWN_KEY, MASK_KEY = "global", "mask"
+CENTER_KEY = "center"  # the guidance centre, with guidance-center="server"
 
 
 def run_config(rc: dict) -> tuple[RunConfig, dict]:

@@ -20,12 +20,12 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Strategy
 
 from .. import server as srv
-from ..client import derive_seed, round_client_config
-from ..clientdata import run_generator
+from ..client import derive_seed, round_client_config, sends_center, server_center
+from ..clientdata import feature_map, run_generator
 from ..coding import Shared
 from ..config import RunConfig, check_settings
 from ..recorder import RunRecorder
-from .common import ARRAYS, CONFIG, DOWN_KEY, MASK_KEY, METRICS, run_config
+from .common import ARRAYS, CENTER_KEY, CONFIG, DOWN_KEY, MASK_KEY, METRICS, run_config
 
 log = logging.getLogger("prism_edge.server")
 app = ServerApp()
@@ -38,8 +38,12 @@ def wire_bytes(content: RecordDict) -> int:
 
 class PrismStrategy(Strategy):
     def __init__(self, cfg: RunConfig, state: srv.ServerState, recorder: RunRecorder,
-                 wait_s: float = 60.0):
+                 wait_s: float = 60.0, gen=None):
         self.cfg, self.state, self.rec, self.wait_s = cfg, state, recorder, wait_s
+        # the generator and feature map that compute the guidance centre the server sends
+        # (guidance-center="server"); None when no centre travels
+        self.center_model = ((gen, feature_map(cfg, gen))
+                             if gen is not None and sends_center(cfg.client) else None)
         self.sent: dict[int, int] = {}
         self.down: np.ndarray | None = None  # the downlink of the round in flight
         self.t0 = time.time()
@@ -68,7 +72,14 @@ class PrismStrategy(Strategy):
         nodes = self._nodes(grid)
         k = max(1, int(round(self.cfg.server.fraction * len(nodes))))
         chosen = sorted(random.Random(derive_seed(self.cfg.seed, rnd)).sample(nodes, k))
-        content = RecordDict({ARRAYS: self.downlink(), CONFIG: ConfigRecord({"round": rnd})})
+        arrays = self.downlink()
+        if self.center_model is not None:
+            gen, fm = self.center_model
+            center = server_center(gen, fm, round_client_config(self.cfg, rnd - 1),
+                                   srv.downlink_scores(self.down, self.cfg.server.clip),
+                                   self.cfg.seed, rnd - 1)
+            arrays = ArrayRecord({DOWN_KEY: Array(self.down), CENTER_KEY: Array(center)})
+        content = RecordDict({ARRAYS: arrays, CONFIG: ConfigRecord({"round": rnd})})
         size = wire_bytes(content)
         self.sent = {nid: size for nid in chosen}
         log.info("round %d: sending the global state to %d of %d nodes (%d bytes each)", rnd,
@@ -149,7 +160,7 @@ def main(grid: Grid, context: Context) -> None:
     if ck is not None:
         srv.restore(state, ck)
         log.info("resuming from round %d of %d", state.round, cfg.rounds)
-    strategy = PrismStrategy(cfg, state, rec)
+    strategy = PrismStrategy(cfg, state, rec, gen=gen)
     t = time.time()
     remaining = cfg.rounds - state.round
     if remaining > 0:

@@ -183,9 +183,10 @@ def _rounds(cfg: RunConfig, rec: RunRecorder, state: srv.ServerState, gen: Gener
         else:
             down = srv.encode_downlink(state.prob, cfg.server.downlink)
         ccfg = round_client_config(cfg, rnd)
-        center = (server_center(gen, fm, ccfg, start_scores(cfg, down), cfg.seed, rnd,
-                                dense=cfg.mode == "dense") if sends_center(ccfg) else None)
-        global_scores = None if pool is not None else start_scores(cfg, down)
+        start = start_scores(cfg, down)
+        center = (server_center(gen, fm, ccfg, start, cfg.seed, rnd, dense=cfg.mode == "dense")
+                  if sends_center(ccfg) else None)
+        global_scores = None if pool is not None else start
         steps = tqdm(total=len(chosen) * cfg.client.local_steps, desc=f"round {rnd + 1}",
                      leave=False, disable=not progress, unit="step")
         uploads, masks, losses, up_bytes = {}, {}, [], 0

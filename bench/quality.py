@@ -41,7 +41,9 @@ from . import report
 OUT = report.RESULTS / "quality"
 RUNS = Path("runs/bench-quality")
 # feature map placeholders: an encoder trained on the *other* public dataset (resolved at run
-# time), pooling its first two stages to 4x4 and 3x3 cells (PUBLIC) or to 7x7 and 7x7
+# time), pooling its first two stages to 4x4 and 3x3 cells (PUBLIC) or to 7x7 and 7x7; "own-"
+# instead of "public-" (diagnostics only): trained on the run's own dataset, the union of the
+# clients' private data, which a real federation does not have
 PUBLIC = "public-encoder"
 PUBLIC_FINE = "public-fine-encoder"
 GRIDS = {PUBLIC: DEFAULT_GRID, PUBLIC_FINE: (7, 7)}
@@ -88,14 +90,18 @@ def resolve_encoders(features: str, dataset: str, data_dir: str | None) -> str:
     a placeholder's suffix ``-eN`` asks for N epochs of training instead of 2, ``xM`` for M
     encoders side by side (seeds 0 to M-1), ``-shiftK`` for training images shifted by up to K
     pixels, ``-seedS`` for encoder seeds from S instead of 0, ``-rffW`` for the Gaussian kernel
-    beside them (encoder-rffW:), ``-stage-rffW`` for one per encoder stage (encoder-stage-rffW:)."""
+    beside them (encoder-rffW:), ``-stage-rffW`` for one per encoder stage (encoder-stage-rffW:);
+    ``own-`` for ``public-``: the encoder is trained on ``dataset`` itself."""
     def one(m: re.Match) -> str:
-        spec = public_encoder(dataset, data_dir, GRIDS[m["kind"]], int(m["epochs"] or 2),
+        own = m["kind"].startswith("own-")
+        # public_encoder trains on the dataset other than the one it is given
+        spec = public_encoder(OTHER[dataset] if own else dataset, data_dir,
+                              GRIDS[m["kind"].replace("own-", "public-")], int(m["epochs"] or 2),
                               int(m["members"] or 1), int(m["shift"] or 0), int(m["seed"] or 0))
         kernel = f"encoder-{m['stage'] or ''}rff{m['rff']}:"
         return spec.replace("encoder:", kernel) if m["rff"] else spec
 
-    return re.sub(r"(?P<kind>public-(?:fine-)?encoder)(?:-e(?P<epochs>[0-9]+)"
+    return re.sub(r"(?P<kind>(?:public|own)-(?:fine-)?encoder)(?:-e(?P<epochs>[0-9]+)"
                   r"(?:x(?P<members>[0-9]+))?)?(?:-shift(?P<shift>[0-9]+))?"
                   r"(?:-seed(?P<seed>[0-9]+))?"
                   r"(?:-(?P<stage>stage-)?rff(?P<rff>-?[0-9]+(?:\.[0-9]+)?))?", one, features)
@@ -666,6 +672,14 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         "-scale1-guide0.3-model-bf16-avg20-w2": guided(
             run={"dataset": "fashion-mnist", "final_average": 20}, kernel="stage-rff3000",
             guidance=0.3, guidance_center="model", rounds=120),
+        # diagnostic, not a recipe: the row above with the loss seen through an encoder trained
+        # on Fashion-MNIST itself (the 7x7 shift-2 encoder of the MNIST rows), which the clients'
+        # private data would have to train: how far a better encoder alone could take the row
+        "prism-fashion-no-mada-120x40-batch32-cond-fine-ownenc10-shift2-stage-rff3000-resize-deep"
+        "-lr0.3-scale1-guide0.3-model-bf16-avg20-w2": short(
+            120, 40, run={"dataset": "fashion-mnist", "final_average": 20},
+            features="own-fine-encoder-e10-shift2-stage-rff3000", mean_scale=1.0,
+            class_guidance=0.3, guidance_center="model"),
         # (where this loss stops on one client: the centralized stage-kernel rows above)
         # MADA was still gaining at round 100 (50 rounds 21.5, 100 rounds 18.8): the same work
         # as 130 rounds of 30 steps: 19.8 (8.8x) in 21.8 minutes, no better (lambda 0.50 -> 0.10)
@@ -757,13 +771,14 @@ def cli_of(cfg: RunConfig, out: str, device: str = "cpu", workers: int = 1) -> s
              "" if workers == 1 else f"--workers {workers}", f"-o {out}"]
     cmd = " ".join(p for p in parts if p)
     for grid in GRIDS.values():
-        # epochs, shift and seed are read off the path, so every encoder variant gets its command
-        stem = str(encoder_path(cfg.dataset, grid)).removesuffix(".pt")
-        found = re.finditer(re.escape(stem) + r"(?:-e([0-9]+))?(?:-shift([0-9]+))?"
-                            r"(?:-seed([0-9]+))?\.pt", c.features)
-        prefix = [encoder_cmd(cfg.dataset, grid, int(m.group(1) or 2), int(m.group(3) or 0),
-                              int(m.group(2) or 0)) for m in found]
-        cmd = " && ".join([*prefix, cmd])
+        for ds in (cfg.dataset, OTHER[cfg.dataset]):  # the public encoder, an own one
+            # epochs, shift and seed are read off the path: every encoder variant gets its command
+            stem = str(encoder_path(ds, grid)).removesuffix(".pt")
+            found = re.finditer(re.escape(stem) + r"(?:-e([0-9]+))?(?:-shift([0-9]+))?"
+                                r"(?:-seed([0-9]+))?\.pt", c.features)
+            prefix = [encoder_cmd(ds, grid, int(m.group(1) or 2), int(m.group(3) or 0),
+                                  int(m.group(2) or 0)) for m in found]
+            cmd = " && ".join([*prefix, cmd])
     return cmd
 
 

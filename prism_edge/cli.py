@@ -187,7 +187,7 @@ def inspect_cmd(file: str, as_json: bool) -> None:
                    "for every client and computed without data, by each client; server = that "
                    "centre computed once a round by the server and sent with the global state (4 "
                    "bytes per feature), so clients skip those images: rounds 1.04x faster on 2 "
-                   "cores, the same FID (bench/results/guidance_center.md).")
+                   "cores (bench/results/guidance_center.md).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=_CLIENT.precision,
               show_default=True,
               help="Generator arithmetic in local training: bf16 runs its convolutions in "

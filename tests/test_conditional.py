@@ -260,26 +260,40 @@ def test_short_training_makes_the_requested_digits(mnist_train):
     assert before < 0.2 and after > 0.5, (before, after)
 
 
-def test_local_training_uses_the_model_center(mnist_train):
-    """A client of a few classes (MNIST 3s and 8s) trains against the model's centre when asked:
-    its first loss differs from the one against its own mean, and both runs' losses fall."""
-    from prism_edge.client import local_train
-    from prism_edge.config import ClientConfig
-    from prism_edge.masked import get_flat_scores, set_flat_scores, set_mode
+def _client_of_3s_and_8s(mnist_train):
+    """A client holding only MNIST 3s and 8s: a class-conditional generator, the feature map,
+    the client's statistics and the generator's start scores."""
+    from prism_edge.masked import get_flat_scores
 
     keep = np.flatnonzero(np.isin(mnist_train.labels.numpy(), [3, 8]))[:600]
     fm = make_feature_map("rff", (1, 28, 28), 0, 256)
     stats = compute_stats(fm, mnist_train.images[keep], mnist_train.labels[keep], 10)
     gen = build_generator("mnist-small", 0, {"classes": 10})
-    start = get_flat_scores(gen).clone()
-    losses = {}
-    for center in ("client", "model"):
-        set_flat_scores(gen, start)
-        set_mode(gen, "sample")
-        cfg = ClientConfig(local_steps=12, batch=16, lr=0.1, class_guidance=0.4,
-                           guidance_center=center)
-        torch.manual_seed(0)
-        losses[center], _ = local_train(gen, fm, stats, cfg, cfg.lr, None)
+    return gen, fm, stats, get_flat_scores(gen).clone()
+
+
+def _guided_losses(client, center: str, **options) -> list[float]:
+    """local_train's losses from the start scores with guidance from ``center``; "server" gets
+    the model's centre of the same draws, as the server would send it."""
+    from prism_edge.client import local_train, model_center
+    from prism_edge.config import ClientConfig
+    from prism_edge.masked import set_flat_scores, set_mode
+
+    gen, fm, stats, start = client
+    set_flat_scores(gen, start)
+    set_mode(gen, "sample")
+    cfg = ClientConfig(batch=16, lr=0.1, guidance_center=center, **options)
+    torch.manual_seed(0)
+    sent = model_center(gen, fm, cfg).numpy() if center == "server" else None
+    return local_train(gen, fm, stats, cfg, cfg.lr, None, center=sent)[0]
+
+
+def test_local_training_uses_the_model_center(mnist_train):
+    """A client of a few classes (MNIST 3s and 8s) trains against the model's centre when asked:
+    its first loss differs from the one against its own mean, and both runs' losses fall."""
+    client = _client_of_3s_and_8s(mnist_train)
+    losses = {c: _guided_losses(client, c, local_steps=12, class_guidance=0.4)
+              for c in ("client", "model")}
     assert losses["client"][0] != pytest.approx(losses["model"][0], rel=1e-3)
     for ls in losses.values():
         assert np.isfinite(ls).all() and np.mean(ls[-4:]) < np.mean(ls[:4])
@@ -299,26 +313,16 @@ def test_the_server_centre_is_the_model_centre_computed_once(mnist_train):
     """--guidance-center server moves model_center from each client to the server: a client
     given the centre of the same draws trains exactly as with "model"; without a centre, or
     with one of another feature map's size, it stops with the fix."""
-    from prism_edge.client import local_train, model_center
+    from prism_edge.client import local_train
     from prism_edge.config import ClientConfig
     from prism_edge.errors import PrismError
-    from prism_edge.masked import get_flat_scores, set_flat_scores, set_mode
 
-    keep = np.flatnonzero(np.isin(mnist_train.labels.numpy(), [3, 8]))[:600]
-    fm = make_feature_map("rff", (1, 28, 28), 0, 256)
-    stats = compute_stats(fm, mnist_train.images[keep], mnist_train.labels[keep], 10)
-    gen = build_generator("mnist-small", 0, {"classes": 10})
-    start = get_flat_scores(gen).clone()
-    losses = {}
-    for where in ("model", "server"):
-        set_flat_scores(gen, start)
-        set_mode(gen, "sample")
-        cfg = ClientConfig(local_steps=6, batch=16, lr=0.1, class_guidance=0.3,
-                           guidance_center=where)
-        torch.manual_seed(0)
-        center = model_center(gen, fm, cfg).numpy() if where == "server" else None
-        losses[where], _ = local_train(gen, fm, stats, cfg, cfg.lr, None, center=center)
+    client = _client_of_3s_and_8s(mnist_train)
+    losses = {c: _guided_losses(client, c, local_steps=6, class_guidance=0.3)
+              for c in ("model", "server")}
     assert losses["server"] == losses["model"]
+    gen, fm, stats, _ = client
+    cfg = ClientConfig(local_steps=6, batch=16, class_guidance=0.3, guidance_center="server")
     with pytest.raises(PrismError, match="carries no guidance centre"):
         local_train(gen, fm, stats, cfg, cfg.lr, None)
     with pytest.raises(PrismError, match=r"shape \(255,\), expected \(256,\)"):

@@ -619,8 +619,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # the model's centre computed once a round by the server and sent with the global state
         # (--guidance-center server), so that clients skip those 320 images a round: seed 7
         # 12.8 (5.87x) in 31.1 minutes, seed 11 13.0 (6.00x) in 30.4, 97% confident, against
-        # 12.6 / 12.5 (5.78x / 5.74x) with each client computing it: 2% / 5% higher, about what
-        # another draw of the random numbers moves. Their rounds took 15 s against 12.7 s, but
+        # 12.6 / 12.5 (5.78x / 5.74x) with each client computing it: 2% / 5% higher, less than
+        # the seeds' spread (11.8-12.6) but on both seeds. Their rounds took 15 s against 12.7 s, but
         # the machine had slowed (the model row's rounds 121-200, run later, took 15.3 s);
         # side by side (python -m bench.guidance_center) server rounds are 1.04x faster
         **{"prism-no-mada-120x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"

@@ -122,7 +122,7 @@ def server_center(gen: Generator, fm: FeatureMap, cfg: ClientConfig, global_scor
     (D,)). Clients skip those forward passes, and all of them push from one centre."""
     torch.manual_seed(derive_seed(seed, rnd, CENTER_STREAM))
     set_flat_scores(gen, global_scores)
-    set_mode(gen, "dense" if dense else "sample", None if dense else cfg.estimator)
+    set_mode(gen, "dense" if dense else "sample", cfg.estimator)
     return model_center(gen, fm, cfg).float().cpu().numpy()
 
 

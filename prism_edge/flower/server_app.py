@@ -78,7 +78,7 @@ class PrismStrategy(Strategy):
             center = server_center(gen, fm, round_client_config(self.cfg, rnd - 1),
                                    srv.downlink_scores(self.down, self.cfg.server.clip),
                                    self.cfg.seed, rnd - 1)
-            arrays = ArrayRecord({DOWN_KEY: Array(self.down), CENTER_KEY: Array(center)})
+            arrays[CENTER_KEY] = Array(center)
         content = RecordDict({ARRAYS: arrays, CONFIG: ConfigRecord({"round": rnd})})
         size = wire_bytes(content)
         self.sent = {nid: size for nid in chosen}

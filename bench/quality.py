@@ -157,29 +157,31 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                                                            "local_steps": 160, "batch": 16}}
 
     def short(rounds: int, steps: int, mada: bool = False, step: float = 1.0,
-              run: dict | None = None, **client) -> RunConfig:
+              run: dict | None = None, wire: dict | None = None, **client) -> RunConfig:
         """The shift-2 scale-1.3 row in bf16 as ``rounds`` rounds of ``steps`` local steps
-        (``run``: other RunConfig fields, e.g. seed, dataset, mode)."""
+        (``run``: other RunConfig fields, e.g. seed, dataset, mode; ``wire``: the downlink and
+        uplink encodings when not the defaults)."""
         run = run or {}
-        server = {} if run.get("mode") == "dense" else {"mada": mada, "step": step}
+        server = {} if run.get("mode") == "dense" else {"mada": mada, "step": step, **(wire or {})}
         return cfg(**enc_epochs(scaled(1.3, rounds=rounds, **run), shift=2, precision="bf16",
                                 local_steps=steps, **client), server=server)
 
     def guided(mada: bool = False, run: dict | None = None, kernel: str = "shift2-stage-rff3000",
                guidance: float = 0.4, rounds: int = 100, encoder: str = PUBLIC_FINE,
-               **client) -> RunConfig:
+               wire: dict | None = None, **client) -> RunConfig:
         """The class-guided rows: ``short`` at ``rounds`` x 40 with mean scale 1, ``guidance``,
         and the 10-epoch 7x7 encoder placeholder ``encoder`` ("own-fine-encoder": trained on
         the run's own dataset) ending in ``kernel``."""
-        return short(rounds, 40, mada=mada, run=run, features=f"{encoder}-e10-{kernel}",
+        return short(rounds, 40, mada=mada, run=run, wire=wire, features=f"{encoder}-e10-{kernel}",
                      mean_scale=1.0, class_guidance=guidance, **client)
 
     def centred(seed: int, rounds: int = 100, mada: bool = False,
-                guidance: float = 0.3, center: str = "model") -> RunConfig:
+                guidance: float = 0.3, center: str = "model", **wire) -> RunConfig:
         """``guided`` from the model's centre with the last 20 rounds' mean (README's recipe);
-        ``center`` "server": that centre computed once a round by the server."""
+        ``center`` "server": that centre computed once a round by the server; ``wire``:
+        downlink / uplink encodings."""
         return guided(mada=mada, run={"seed": seed, "final_average": 20}, guidance=guidance,
-                      guidance_center=center, rounds=rounds)
+                      guidance_center=center, rounds=rounds, wire=wire)
 
     def central(steps: int, **client) -> dict:
         """deep30x40 as one client with all the data training ``steps`` steps in one round."""
@@ -626,6 +628,13 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         **{"prism-no-mada-120x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
            f"-scale1-guide0.3-server-bf16-avg20-seed{seed}-w2": centred(seed, 120, center="server")
            for seed in (7, 11)},
+        # what the 8-bit downlink costs: README's seed-7 row with the global probability sent as
+        # fp32 (the coded uplink is coded against the 8-bit downlink, so these masks travel
+        # packed), and, to tell the downlink from the uplink's other random draws, the 8-bit
+        # downlink with the packed uplink
+        **{"prism-no-mada-120x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
+           f"-scale1-guide0.3-model{t}-packed-bf16-avg20-seed7-w2": centred(
+               7, 120, downlink=d, uplink="packed") for t, d in (("-fp32down", "fp32"), ("", "uint8"))},
         # MADA on the seed-7 row (the same loss, rounds, steps and final average): 16.7 (7.7x) in
         # 30.1 minutes, lambda 0.50 -> 0.12, against 12.6 without: 33% worse; seed 11: 15.8
         # (7.3x) in 44.2 minutes (the test suite ran beside its first 16), lambda 0.50 -> 0.12,

@@ -219,3 +219,23 @@ def test_the_server_centre_travels_with_the_global_state(tmp_path, data_root):
     n = read_bits(tmp_path / "w1/final.bits").total  # the 8-bit global state: a byte a weight
     rows = [json.loads(x) for x in (tmp_path / "w1/metrics.jsonl").read_text().splitlines()]
     assert [r["bytes_down"] for r in rows] == [3 * (n + 4 * 128)] * 2
+
+
+def test_an_fp32_downlink_sends_the_global_probability_unrounded(tmp_path, data_root):
+    """--downlink fp32 --uplink packed: the second round's downlink is the first round's mean
+    mask as the server holds it (8 bits would round it by up to 1/510), 4 bytes a weight."""
+    seen = []
+    # seven clients: sevenths are not multiples of 1/255, so rounding them to 8 bits loses
+    cfg = RunConfig(data_dir=str(data_root), clients=7, rounds=2, split="iid", sample_every=0,
+                    client=ClientConfig(local_steps=1, batch=8, features="rff", n_features=128),
+                    server=ServerConfig(mada=False, downlink="fp32", uplink="packed"))
+    run(cfg, tmp_path, progress=False, on_round=lambda r, d, up, m: seen.append((d, m)))
+    (first, masks), (second, _) = seen
+    n = read_bits(tmp_path / "final.bits").total
+    assert first.dtype == np.float32 and first.shape == (n,) and np.all(first == 0.5)
+    mean = np.mean([np.unpackbits(m, count=n) for m in masks.values()], axis=0)
+    want = np.clip(mean, cfg.server.clip, 1 - cfg.server.clip).astype(np.float32)
+    assert np.abs(second - want).max() < 1e-6
+    assert np.abs(np.rint(want * 255) / 255 - want).max() > 1e-3  # what 8 bits would have lost
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["bytes_down"] for r in rows] == [7 * 4 * n] * 2

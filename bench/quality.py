@@ -175,13 +175,14 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         return short(rounds, 40, mada=mada, run=run, wire=wire, features=f"{encoder}-e10-{kernel}",
                      mean_scale=1.0, class_guidance=guidance, **client)
 
-    def centred(seed: int, rounds: int = 100, mada: bool = False,
-                guidance: float = 0.3, center: str = "model", **wire) -> RunConfig:
+    def centred(seed: int, rounds: int = 100, mada: bool = False, guidance: float = 0.3,
+                center: str = "model", per_class: int = 32, **wire) -> RunConfig:
         """``guided`` from the model's centre with the last 20 rounds' mean (README's recipe);
-        ``center`` "server": that centre computed once a round by the server; ``wire``:
-        downlink / uplink encodings."""
+        ``center`` "server": that centre computed once a round by the server, from ``per_class``
+        images a class; ``wire``: downlink / uplink encodings."""
         return guided(mada=mada, run={"seed": seed, "final_average": 20}, guidance=guidance,
-                      guidance_center=center, rounds=rounds, wire=wire)
+                      guidance_center=center, center_per_class=per_class, rounds=rounds,
+                      wire=wire)
 
     def central(steps: int, **client) -> dict:
         """deep30x40 as one client with all the data training ``steps`` steps in one round."""
@@ -628,6 +629,12 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         **{"prism-no-mada-120x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
            f"-scale1-guide0.3-server-bf16-avg20-seed{seed}-w2": centred(seed, 120, center="server")
            for seed in (7, 11)},
+        # each client's 32 images a class are noise that the round's ten masks average out; the
+        # server's one centre is shared, so its noise is not: the same rows with the server's
+        # centre from 320 images a class (the ten clients' 3,200 images, once)
+        **{"prism-no-mada-120x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
+           f"-scale1-guide0.3-server320-bf16-avg20-seed{seed}-w2": centred(
+               seed, 120, center="server", per_class=320) for seed in (7, 11)},
         # what the 8-bit downlink costs: README's seed-7 row with the global probability sent as
         # fp32 (the coded uplink is coded against the 8-bit downlink, so these masks travel
         # packed), and, to tell the downlink from the uplink's other random draws, the 8-bit
@@ -769,6 +776,10 @@ def cli_of(cfg: RunConfig, out: str, device: str = "cpu", workers: int = 1) -> s
              if c.class_guidance != default.client.class_guidance else "",
              f"--guidance-center {c.guidance_center}"
              if c.guidance_center != default.client.guidance_center else "",
+             f"--center-per-class {c.center_per_class}"
+             if c.center_per_class != default.client.center_per_class else "",
+             f"--downlink {s.downlink}" if s.downlink != default.server.downlink else "",
+             f"--uplink {s.uplink}" if s.uplink != default.server.uplink else "",
              "--mode dense" if cfg.mode == "dense" else "",
              "" if cfg.conditional else "--unconditional",
              "--final sample" if cfg.final == "sample" else "",

@@ -188,6 +188,12 @@ def inspect_cmd(file: str, as_json: bool) -> None:
                    "centre computed once a round by the server and sent with the global state (4 "
                    "bytes per feature), so clients skip those images: rounds 1.04x faster on 2 "
                    "cores (bench/results/guidance_center.md).")
+@click.option("--center-per-class", type=click.IntRange(1), default=_CLIENT.center_per_class,
+              show_default=True,
+              help="Images per class (a count) the model or server guidance centre is the mean "
+                   "features of. Each client's own estimate is averaged over the round's clients "
+                   "in the aggregate; the server's is shared by all of them, so it can afford "
+                   "more (the server's forward passes, once a round).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=_CLIENT.precision,
               show_default=True,
               help="Generator arithmetic in local training: bf16 runs its convolutions in "
@@ -283,7 +289,8 @@ def run_config(o: dict) -> RunConfig:
                             lr_end=o["lr_end"],
                             estimator=o["estimator"], mmd=o["mmd"], mean_scale=o["mean_scale"],
                             class_guidance=o["class_guidance"],
-                            guidance_center=o["guidance_center"], features=o["features"],
+                            guidance_center=o["guidance_center"],
+                            center_per_class=o["center_per_class"], features=o["features"],
                             n_features=o["n_features"], precision=o["precision"],
                             optimizer_state=o["optimizer_state"]),
         server=ServerConfig(mada=not o["no_mada"], step=o["server_step"], fraction=o["fraction"],

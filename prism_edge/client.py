@@ -82,20 +82,16 @@ def client_update(gen: Generator, fm: FeatureMap, stats: DataStats, global_score
                         state, coded)
 
 
-# images per class behind the "model" guidance centre: 320 forward passes for ten classes, about
-# a tenth of a 40-step round at batch 32
-CENTER_PER_CLASS = 32
-
-
 def model_center(gen: Generator, fm: FeatureMap, cfg: ClientConfig) -> torch.Tensor:
-    """Mean features (D,) of CENTER_PER_CLASS images of every class from the model as it stands
+    """Mean features (D,) of ``cfg.center_per_class`` images of every class (32: 320 forward
+    passes for ten classes, about a tenth of a 40-step round at batch 32) from the model as it stands
     (a fresh mask sample per batch while training): the centre class guidance pushes from with
     ``guidance_center="model"``. It needs no data, and every client of a round estimates the
     same quantity (from its own draws); where the generated class means meet their guided
     targets it equals the data's class-uniform mean, so every client pushes from the
     federation's centre rather than from the mean of its own few classes."""
     dev = model_device(gen)
-    labels = torch.arange(gen.config.classes, device=dev).repeat_interleave(CENTER_PER_CLASS)
+    labels = torch.arange(gen.config.classes, device=dev).repeat_interleave(cfg.center_per_class)
     total = torch.zeros((), device=dev)
     with torch.no_grad():
         for chunk in labels.split(cfg.batch):

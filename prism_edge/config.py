@@ -32,6 +32,9 @@ class ClientConfig:
     # by each client) or "server" (the same computed once by the server and sent with the
     # global state); see client.model_center and client.server_center
     guidance_center: str = "client"
+    # images per class behind the "model" and "server" centres: a client's 32 are averaged
+    # over the round's clients in the aggregate; a server's centre is shared by all of them
+    center_per_class: int = 32
     features: str = DEFAULT_FEATURES  # feature map kind
     n_features: int = 8192
     feature_seed: int = 0
@@ -115,6 +118,9 @@ def check_settings(cfg: RunConfig) -> None:
     if cfg.client.guidance_center not in GUIDANCE_CENTERS:
         raise PrismError(f"unknown guidance centre {cfg.client.guidance_center!r}; use one of "
                          f"{', '.join(GUIDANCE_CENTERS)}")
+    if cfg.client.center_per_class < 1:
+        raise PrismError(f"{cfg.client.center_per_class} images per class for the guidance "
+                         "centre; use 1 or more")
     if not 0 < cfg.server.step <= 1:
         raise PrismError(f"server step {cfg.server.step} is outside (0, 1]")
     if cfg.server.uplink not in ("coded", "packed"):

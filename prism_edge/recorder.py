@@ -46,6 +46,14 @@ def preview(gen: Generator, n: int = N_PREVIEW, seed: int = 0) -> tuple[np.ndarr
         return gen(torch.from_numpy(z).to(model_device(gen))).cpu().numpy(), per
 
 
+def _with_defaults(saved: dict, defaults: dict) -> dict:
+    """A config.json written before an option existed, with that option at its default (what
+    the run used), so that a newer prism-edge can resume it."""
+    return {**defaults, **{k: _with_defaults(v, defaults[k])
+                           if isinstance(v, dict) and isinstance(defaults.get(k), dict) else v
+                           for k, v in saved.items()}}
+
+
 class RunRecorder:
     def __init__(self, out: str | Path, cfg: RunConfig, gen: Generator):
         self.out, self.cfg, self.gen = Path(out), cfg, gen
@@ -62,7 +70,8 @@ class RunRecorder:
         if resume:
             if not self.ckpt.is_file():
                 raise PrismError(f"--resume: no checkpoint in {self.out}; start without --resume")
-            saved = json.loads((self.out / "config.json").read_text())
+            saved = _with_defaults(json.loads((self.out / "config.json").read_text()),
+                                   json.loads(json.dumps(type(self.cfg)().to_dict())))
             # more rounds may be asked for on resume; every other option must match
             if {**saved, "rounds": 0} != {**as_json, "rounds": 0}:
                 raise PrismError(f"--resume: {self.out}/config.json differs from this run's "

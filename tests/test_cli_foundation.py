@@ -62,10 +62,10 @@ def test_train_defaults_are_the_configs():
     changed = cfg("--seed", "7", "--no-mada", "--local-steps", "3", "--prob-clip", "0.01",
                   "--unconditional", "--uplink", "packed", "--optimizer-state", "reset",
                   "--mean-scale", "1.5", "--class-guidance", "0.4", "--final-average", "2",
-                  "--guidance-center", "model")
+                  "--guidance-center", "model", "--center-per-class", "64")
     want = RunConfig().to_dict()
     want.update(seed=7, conditional=False, final_average=2)
     want["client"].update(local_steps=3, optimizer_state="reset", mean_scale=1.5,
-                          class_guidance=0.4, guidance_center="model")
+                          class_guidance=0.4, guidance_center="model", center_per_class=64)
     want["server"].update(mada=False, clip=0.01, uplink="packed")
     assert changed == want

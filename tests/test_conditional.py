@@ -135,25 +135,26 @@ def test_guidance_center_replaces_the_client_mean():
         mmd_loss(f, stats, "unbiased", y, 1.0, 0.4))
 
 
-def test_model_center_is_the_mean_features_of_every_class():
-    """client.model_center: CENTER_PER_CLASS images of each class from the model, averaged in
-    feature space; the same draws give the same centre."""
-    from prism_edge.client import CENTER_PER_CLASS, model_center
+@pytest.mark.parametrize("per_class", [32, 5])
+def test_model_center_is_the_mean_features_of_every_class(per_class):
+    """client.model_center: --center-per-class images of each class (32 by default) from the
+    model, averaged in feature space; the same draws give the same centre."""
+    from prism_edge.client import model_center
     from prism_edge.config import ClientConfig
     from prism_edge.masked import set_mode
 
     gen = build_generator("mnist-small", 0, {"classes": 10})
     set_mode(gen, "sample")
     fm = make_feature_map("rff", (1, 28, 28), 0, 64)
-    cfg = ClientConfig(batch=16)
+    cfg = ClientConfig(batch=16, center_per_class=per_class)
     torch.manual_seed(5)
     c = model_center(gen, fm, cfg)
     torch.manual_seed(5)
     feats = []
     with torch.no_grad():
-        for chunk in torch.arange(10).repeat_interleave(CENTER_PER_CLASS).split(16):
+        for chunk in torch.arange(10).repeat_interleave(per_class).split(16):
             feats.append(fm(gen(torch.randn(len(chunk), gen.nz), chunk)))
-    assert c.shape == (64,)
+    assert sum(len(f) for f in feats) == 10 * per_class and c.shape == (64,)
     assert torch.allclose(c, torch.cat(feats).mean(0), atol=1e-5)
 
 

@@ -98,6 +98,17 @@ def test_resume_with_other_options_is_refused(tmp_path, data_root):
     p = cli("train", "--rounds", "1", "--prob-clip", "1e-6", "--seed", "7", "-o", str(tmp_path),
             "--resume", *TINY, env=env)
     assert p.wait(timeout=300) == 2 and "differs" in p.stderr.read()
+    # a config.json from before an option existed resumes when the option is at its default
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["client"]["center_per_class"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    p = cli("train", "--rounds", "2", "--prob-clip", "1e-6", "--center-per-class", "8", "-o",
+            str(tmp_path), "--resume", *TINY, env=env)
+    assert p.wait(timeout=300) == 2 and "differs" in p.stderr.read()
+    p = cli("train", "--rounds", "2", "--prob-clip", "1e-6", "-o", str(tmp_path), "--resume",
+            *TINY, env=env)
+    assert p.wait(timeout=300) == 0, p.stderr.read()
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
 
 
 def test_a_dense_run_names_the_weights_file_it_wrote(tmp_path, data_root):

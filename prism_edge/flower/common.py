@@ -40,6 +40,7 @@ def run_config(rc: dict) -> tuple[RunConfig, dict]:
                             mmd=str(get("mmd", c.mmd)), mean_scale=float(get("mean-scale", c.mean_scale)),
                             class_guidance=float(get("class-guidance", c.class_guidance)),
                             guidance_center=str(get("guidance-center", c.guidance_center)),
+                            center_per_class=int(get("center-per-class", c.center_per_class)),
                             features=str(get("features", c.features)),
                             n_features=int(get("n-features", c.n_features)),
                             precision=str(get("precision", c.precision)),

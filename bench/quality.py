@@ -640,9 +640,9 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # packed; the uplink changes no draw: the seed-7 row with --uplink packed, stopped at
         # round 72, had the coded row's losses and mean p exactly, at 825 kB a round against
         # 132 kB)
-        "prism-no-mada-120x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
-        "-scale1-guide0.3-model-fp32down-packed-bf16-avg20-seed7-w2": centred(
-            7, 120, downlink="fp32", uplink="packed"),
+        **{"prism-no-mada-120x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
+           f"-scale1-guide0.3-model-fp32down-packed-bf16-avg20-seed{seed}-w2": centred(
+               seed, 120, downlink="fp32", uplink="packed") for seed in (7, 11)},
         # MADA on the seed-7 row (the same loss, rounds, steps and final average): 16.7 (7.7x) in
         # 30.1 minutes, lambda 0.50 -> 0.12, against 12.6 without: 33% worse; seed 11: 15.8
         # (7.3x) in 44.2 minutes (the test suite ran beside its first 16), lambda 0.50 -> 0.12,

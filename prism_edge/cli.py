@@ -191,9 +191,9 @@ def inspect_cmd(file: str, as_json: bool) -> None:
 @click.option("--center-per-class", type=click.IntRange(1), default=_CLIENT.center_per_class,
               show_default=True,
               help="Images per class (a count) the model or server guidance centre is the mean "
-                   "features of. Each client's own estimate is averaged over the round's clients "
-                   "in the aggregate; the server's is shared by all of them, so it can afford "
-                   "more (the server's forward passes, once a round).")
+                   "features of. The server's centre is shared by every client, so it can afford "
+                   "more; 320 with --guidance-center server did not score better than 32 "
+                   "(bench/results/quality.md).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=_CLIENT.precision,
               show_default=True,
               help="Generator arithmetic in local training: bf16 runs its convolutions in "

@@ -184,8 +184,8 @@ def inspect_cmd(file: str, as_json: bool) -> None:
               help="What --class-guidance pushes from: client = the client's own mean features "
                    "(which, on a non-IID split, hold only its few classes); model = the mean "
                    "features of --center-per-class images a class that the round's global model "
-                   "makes, the same "
-                   "for every client and computed without data, by each client; server = that "
+                   "makes, the same for every client and computed without data, by each client; "
+                   "server = that "
                    "centre computed once a round by the server and sent with the global state (4 "
                    "bytes per feature), so clients skip those images: rounds 1.04x faster on 2 "
                    "cores (bench/results/guidance_center.md).")

@@ -32,8 +32,8 @@ class ClientConfig:
     # by each client) or "server" (the same computed once by the server and sent with the
     # global state); see client.model_center and client.server_center
     guidance_center: str = "client"
-    # images per class behind the "model" and "server" centres: a client's 32 are averaged
-    # over the round's clients in the aggregate; a server's centre is shared by all of them
+    # images per class behind the "model" and "server" centres (320 on the server scored no
+    # better than 32: bench/results/quality.md)
     center_per_class: int = 32
     features: str = DEFAULT_FEATURES  # feature map kind
     n_features: int = 8192

@@ -46,14 +46,6 @@ def preview(gen: Generator, n: int = N_PREVIEW, seed: int = 0) -> tuple[np.ndarr
         return gen(torch.from_numpy(z).to(model_device(gen))).cpu().numpy(), per
 
 
-def _with_defaults(saved: dict, defaults: dict) -> dict:
-    """A config.json written before an option existed, with that option at its default (what
-    the run used), so that a newer prism-edge can resume it."""
-    return {**defaults, **{k: _with_defaults(v, defaults[k])
-                           if isinstance(v, dict) and isinstance(defaults.get(k), dict) else v
-                           for k, v in saved.items()}}
-
-
 class RunRecorder:
     def __init__(self, out: str | Path, cfg: RunConfig, gen: Generator):
         self.out, self.cfg, self.gen = Path(out), cfg, gen
@@ -70,10 +62,15 @@ class RunRecorder:
         if resume:
             if not self.ckpt.is_file():
                 raise PrismError(f"--resume: no checkpoint in {self.out}; start without --resume")
-            saved = _with_defaults(json.loads((self.out / "config.json").read_text()),
-                                   json.loads(json.dumps(type(self.cfg)().to_dict())))
+            # read back through from_dict, which gives an option added since the run began
+            # the value the run used (an unknown option: a newer prism-edge wrote it)
+            try:
+                saved = json.loads(json.dumps(RunConfig.from_dict(
+                    json.loads((self.out / "config.json").read_text())).to_dict()))
+            except TypeError:
+                saved = None
             # more rounds may be asked for on resume; every other option must match
-            if {**saved, "rounds": 0} != {**as_json, "rounds": 0}:
+            if saved is None or {**saved, "rounds": 0} != {**as_json, "rounds": 0}:
                 raise PrismError(f"--resume: {self.out}/config.json differs from this run's "
                                  "options; resume with the same options or use a new output folder")
             ck = torch.load(self.ckpt, map_location="cpu", weights_only=False)

@@ -157,32 +157,35 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
                                                            "local_steps": 160, "batch": 16}}
 
     def short(rounds: int, steps: int, mada: bool = False, step: float = 1.0,
-              run: dict | None = None, wire: dict | None = None, **client) -> RunConfig:
+              run: dict | None = None, server_opts: dict | None = None,
+              **client) -> RunConfig:
         """The shift-2 scale-1.3 row in bf16 as ``rounds`` rounds of ``steps`` local steps
-        (``run``: other RunConfig fields, e.g. seed, dataset, mode; ``wire``: the downlink and
-        uplink encodings when not the defaults)."""
+        (``run``: other RunConfig fields, e.g. seed, dataset, mode; ``server_opts``: other
+        ServerConfig fields, e.g. the downlink and uplink encodings or the clip)."""
         run = run or {}
-        server = {} if run.get("mode") == "dense" else {"mada": mada, "step": step, **(wire or {})}
+        server = {} if run.get("mode") == "dense" else {"mada": mada, "step": step,
+                                                          **(server_opts or {})}
         return cfg(**enc_epochs(scaled(1.3, rounds=rounds, **run), shift=2, precision="bf16",
                                 local_steps=steps, **client), server=server)
 
     def guided(mada: bool = False, run: dict | None = None, kernel: str = "shift2-stage-rff3000",
                guidance: float = 0.4, rounds: int = 100, encoder: str = PUBLIC_FINE,
-               wire: dict | None = None, **client) -> RunConfig:
+               server_opts: dict | None = None, **client) -> RunConfig:
         """The class-guided rows: ``short`` at ``rounds`` x 40 with mean scale 1, ``guidance``,
         and the 10-epoch 7x7 encoder placeholder ``encoder`` ("own-fine-encoder": trained on
         the run's own dataset) ending in ``kernel``."""
-        return short(rounds, 40, mada=mada, run=run, wire=wire, features=f"{encoder}-e10-{kernel}",
-                     mean_scale=1.0, class_guidance=guidance, **client)
+        return short(rounds, 40, mada=mada, run=run, server_opts=server_opts,
+                     features=f"{encoder}-e10-{kernel}", mean_scale=1.0,
+                     class_guidance=guidance, **client)
 
     def centred(seed: int, rounds: int = 100, mada: bool = False, guidance: float = 0.3,
-                center: str = "model", per_class: int = 32, **wire) -> RunConfig:
+                center: str = "model", per_class: int = 32, **server_opts) -> RunConfig:
         """``guided`` from the model's centre with the last 20 rounds' mean (README's recipe);
         ``center`` "server": that centre computed once a round by the server, from ``per_class``
-        images a class; ``wire``: other server settings (downlink / uplink encodings, clip)."""
+        images a class; ``server_opts``: other ServerConfig fields."""
         return guided(mada=mada, run={"seed": seed, "final_average": 20}, guidance=guidance,
                       guidance_center=center, center_per_class=per_class, rounds=rounds,
-                      wire=wire)
+                      server_opts=server_opts)
 
     def central(steps: int, **client) -> dict:
         """deep30x40 as one client with all the data training ``steps`` steps in one round."""

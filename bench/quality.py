@@ -625,8 +625,11 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # the recipe was chosen by seeds 7 / 11 / 42's scores, and one seed moved 12.6-14.3 when
         # only a rounding or a draw changed, so the same command on seeds it was not chosen by
         # estimates what a user's run scores: seed 1 11.6 (5.3x), seed 2 12.2 (5.6x), 97% confident
-        # (two runs shared the 2 cores: 67-68 minutes each), so the recipe's figures were not
-        # the lucky end of its spread
+        # (two runs shared the 2 cores: 67-68 minutes each); seed 3 12.8 (5.9x) in 33.9 minutes
+        # alone, on a draw of the machine whose rounds took 1.33x as long (seed 7's command rerun
+        # for 6 rounds beside its old log: the same losses, 16.3-17.7 s a round against
+        # 12.3-13.9). Six seeds average 12.25 (5.6x), none above 12.8: the recipe's figures were
+        # not the lucky end of its spread
         **{"prism-no-mada-120x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
            f"-scale1-guide0.3-model-bf16-avg20-seed{seed}-w2": centred(seed, 120)
            for seed in (1, 2, 3)},

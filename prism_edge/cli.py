@@ -185,10 +185,9 @@ def inspect_cmd(file: str, as_json: bool) -> None:
                    "(which, on a non-IID split, hold only its few classes); model = the mean "
                    "features of --center-per-class images a class that the round's global model "
                    "makes, the same for every client and computed without data, by each client; "
-                   "server = that "
-                   "centre computed once a round by the server and sent with the global state (4 "
-                   "bytes per feature), so clients skip those images: rounds 1.04x faster on 2 "
-                   "cores (bench/results/guidance_center.md).")
+                   "server = that centre computed once a round by the server and sent with the "
+                   "global state (4 bytes per feature), so clients skip those images: rounds "
+                   "1.04x faster on 2 cores (bench/results/guidance_center.md).")
 @click.option("--center-per-class", type=click.IntRange(1), default=_CLIENT.center_per_class,
               show_default=True,
               help="Images per class (a count) the model or server guidance centre is the mean "

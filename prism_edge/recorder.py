@@ -62,22 +62,40 @@ class RunRecorder:
         if resume:
             if not self.ckpt.is_file():
                 raise PrismError(f"--resume: no checkpoint in {self.out}; start without --resume")
-            # read back through from_dict, which gives an option added since the run began
-            # the value the run used (an unknown option: a newer prism-edge wrote it)
-            try:
-                saved = json.loads(json.dumps(RunConfig.from_dict(
-                    json.loads((self.out / "config.json").read_text())).to_dict()))
-            except TypeError:
-                saved = None
+            saved = self._saved_config()
             # more rounds may be asked for on resume; every other option must match
             if saved is None or {**saved, "rounds": 0} != {**as_json, "rounds": 0}:
                 raise PrismError(f"--resume: {self.out}/config.json differs from this run's "
                                  "options; resume with the same options or use a new output folder")
-            ck = torch.load(self.ckpt, map_location="cpu", weights_only=False)
-            self.history = ck["history"]
+            try:
+                ck = torch.load(self.ckpt, map_location="cpu", weights_only=False)
+                self.history = ck["history"]
+            except Exception as e:  # truncated or foreign file: torch raises many kinds
+                raise PrismError(f"--resume: {self.ckpt} cannot be read ({type(e).__name__}); "
+                                 "it is damaged, so start the run again in a new output "
+                                 "folder") from None
         write_text_atomic(self.out / "config.json", json.dumps(as_json, indent=2) + "\n")
         write_text_atomic(self.metrics, "".join(json.dumps(r) + "\n" for r in self.history))
         return ck
+
+    def _saved_config(self) -> dict | None:
+        """config.json read back through from_dict, which gives an option added since the run
+        began the value the run used; None for an unknown option (a newer prism-edge wrote it)."""
+        path = self.out / "config.json"
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise PrismError(f"--resume: {path} is missing; start the run again in a new output "
+                             "folder") from None
+        except ValueError:
+            raw = None
+        if not isinstance(raw, dict):
+            raise PrismError(f"--resume: {path} is damaged (not a run's options in JSON); start "
+                             "the run again in a new output folder")
+        try:
+            return json.loads(json.dumps(RunConfig.from_dict(raw).to_dict()))
+        except TypeError:
+            return None
 
     def log_round(self, row: dict) -> None:
         self.history.append(row)

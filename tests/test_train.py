@@ -111,6 +111,41 @@ def test_resume_with_other_options_is_refused(tmp_path, data_root):
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+def test_resume_from_a_damaged_folder_is_refused_and_touches_nothing(tmp_path, data_root):
+    env = {**os.environ, "PRISM_EDGE_DATA": str(data_root)}
+    p = cli("train", "--rounds", "1", "-o", str(tmp_path), *TINY, env=env)
+    assert p.wait(timeout=300) == 0
+    config, ckpt = tmp_path / "config.json", tmp_path / "checkpoint.pt"
+    good_config, good_ckpt = config.read_bytes(), ckpt.read_bytes()
+    metrics = (tmp_path / "metrics.jsonl").read_bytes()
+    resume = ["train", "--rounds", "2", "-o", str(tmp_path), "--resume", *TINY]
+    damage = [(config, b'{"rounds": 1,', "config.json is damaged"),
+              (config, b"[1, 2]\n", "config.json is damaged"),
+              (config, None, "config.json is missing"),
+              (ckpt, good_ckpt[: len(good_ckpt) // 2], "checkpoint.pt cannot be read")]
+    for path, bad, said in damage:
+        config.write_bytes(good_config)
+        ckpt.write_bytes(good_ckpt)
+        if bad is None:
+            path.unlink()
+        else:
+            path.write_bytes(bad)
+        p = cli(*resume, env=env)
+        err = p.stderr.read()
+        assert p.wait(timeout=300) == 2 and said in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        # nothing rewritten: the damaged file is as it was, the others intact
+        assert path.read_bytes() == bad if bad is not None else not path.exists()
+        other, good = (ckpt, good_ckpt) if path == config else (config, good_config)
+        assert other.read_bytes() == good
+        assert (tmp_path / "metrics.jsonl").read_bytes() == metrics
+    config.write_bytes(good_config)
+    ckpt.write_bytes(good_ckpt)
+    p = cli(*resume, env=env)
+    assert p.wait(timeout=300) == 0, p.stderr.read()
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+
+
 def test_a_dense_run_names_the_weights_file_it_wrote(tmp_path, data_root):
     env = {**os.environ, "PRISM_EDGE_DATA": str(data_root)}
     p = cli("train", "--rounds", "1", "--mode", "dense", "--lr", "0.01", "-o", str(tmp_path),

@@ -104,10 +104,12 @@ def init_cmd(arch: str, seed: int, prob: float, mask_seed: int, out: str, png: s
 
 
 @main.command("inspect")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
 def inspect_cmd(file: str, as_json: bool) -> None:
-    """Show what a .bits mask (or an exported .onnx generator) holds."""
+    """Show what a .bits mask or an exported .onnx generator holds, or where a training run
+    stands (FILE: its output folder or checkpoint.pt): rounds done, last loss and lambda, and
+    how many weights are still undecided (keep probability near 0.5)."""
     from .describe import describe_file
 
     info = describe_file(Path(file))
@@ -120,6 +122,10 @@ def inspect_cmd(file: str, as_json: bool) -> None:
             for row in value:
                 click.echo(f"  {row['index']:>3}  {row['weights']:>10,} weights  "
                            f"{row['ones']:.3f} ones")
+        elif key == "keep probability":
+            click.echo("keep probability (share of weights):")
+            for band, share in value.items():
+                click.echo(f"  {band:<28} {share:7.2%}")
         else:
             click.echo(f"{key}: {value}")
 

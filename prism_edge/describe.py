@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import PrismError
 
 
@@ -31,7 +33,75 @@ def describe_bits(path: Path) -> dict[str, Any]:
     }
 
 
+# keep-probability bands: a weight near 0.5 is still a coin toss in every sampled mask
+BANDS = ((0.0, 0.1, "p < 0.1"), (0.1, 0.4, "0.1 <= p < 0.4"),
+         (0.4, 0.6, "0.4 <= p <= 0.6 (undecided)"), (0.6, 0.9, "0.6 < p <= 0.9"),
+         (0.9, 1.0, "p > 0.9"))
+
+
+def probability_bands(p: np.ndarray) -> dict[str, float]:
+    """Share of the weights in each band of BANDS (the middle band closed at both ends)."""
+    edges = [np.count_nonzero(p < 0.1), np.count_nonzero(p < 0.4), np.count_nonzero(p <= 0.6),
+             np.count_nonzero(p <= 0.9), p.size]
+    counts = np.diff([0, *edges])
+    return {name: round(float(c) / p.size, 4) for (_, _, name), c in zip(BANDS, counts)}
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else float(f"{x:.4g}")
+
+
+def describe_run(folder: Path) -> dict[str, Any]:
+    """Where a training run stands, from its config.json and checkpoint.pt."""
+    import json
+
+    import torch
+
+    from .config import RunConfig
+    from .server import sigmoid
+
+    ckpt = folder / "checkpoint.pt"
+    if not ckpt.is_file():
+        raise PrismError(f"{folder} holds no checkpoint.pt; give a run's output folder "
+                         "(prism-edge train -o)")
+    try:
+        cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+        history, scores = ck["history"], ck["scores"]
+    except Exception as e:  # a damaged file: many kinds
+        raise PrismError(f"{folder}: config.json or checkpoint.pt cannot be read "
+                         f"({type(e).__name__}); the run cannot be described") from None
+    last = history[-1] if history else {}
+    final = folder / ("final.pt" if cfg.mode == "dense" else "final.bits")
+    info: dict[str, Any] = {
+        "run": str(folder),
+        "mode": cfg.mode,
+        "dataset": cfg.dataset,
+        "clients": f"{cfg.clients} ({cfg.split})",
+        "architecture": cfg.arch,
+        "seed": cfg.seed,
+        "rounds done": f"{ck['round']} of {cfg.rounds}",
+        "finished": f"yes, {final.name}" if final.is_file() else "no (prism-edge train --resume "
+                                                                 "continues it)",
+        "loss (last round)": _round(last.get("loss_last")),
+        "seconds per round (median)": (float(np.median([r["seconds"] for r in history]))
+                                       if history else None),
+    }
+    if cfg.mode == "mask":
+        info["MADA"] = "on" if cfg.server.mada else "off"
+        info["lambda (last round)"] = _round(last.get("lambda"))
+        p = sigmoid(np.asarray(scores, np.float64))
+        info["weights"] = int(p.size)
+        info["mean keep probability"] = round(float(p.mean()), 4)
+        info["keep probability"] = probability_bands(p)
+    return info
+
+
 def describe_file(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        return describe_run(path)
+    if path.name == "checkpoint.pt":
+        return describe_run(path.parent)
     if not path.is_file():
         raise PrismError(f"{path} does not exist; check the path")
     if path.suffix == ".onnx":

@@ -13,6 +13,7 @@ import torch
 
 from prism_edge.bitsfile import read_bits
 from prism_edge.config import ClientConfig, RunConfig, ServerConfig
+from prism_edge.describe import probability_bands
 from prism_edge.evaluation.evaluate import Reference, sample
 from prism_edge.samplers import torch_sampler
 from prism_edge.train import run
@@ -144,6 +145,32 @@ def test_resume_from_a_damaged_folder_is_refused_and_touches_nothing(tmp_path, d
     p = cli(*resume, env=env)
     assert p.wait(timeout=300) == 0, p.stderr.read()
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_probability_bands_of_known_values():
+    p = np.array([0.05, 0.1, 0.4, 0.5, 0.6, 0.61, 0.9, 0.95])
+    assert list(probability_bands(p).values()) == [1 / 8, 1 / 8, 3 / 8, 2 / 8, 1 / 8]
+
+
+def test_inspect_a_run_folder(tmp_path, data_root):
+    env = {**os.environ, "PRISM_EDGE_DATA": str(data_root)}
+    p = cli("train", "--rounds", "2", "-o", str(tmp_path), *TINY, env=env)
+    assert p.wait(timeout=300) == 0
+    p = cli("inspect", str(tmp_path), "--json")
+    assert p.wait(timeout=60) == 0, p.stderr.read()
+    info = json.loads(p.stdout.read())
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    prob = 1 / (1 + np.exp(-ck["scores"]))
+    assert info["rounds done"] == "2 of 2" and info["finished"] == "yes, final.bits"
+    assert info["keep probability"] == probability_bands(prob)
+    assert info["lambda (last round)"] == float(f"{ck['history'][-1]['lambda']:.4g}")
+    (tmp_path / "final.bits").unlink()
+    p = cli("inspect", str(tmp_path / "checkpoint.pt"))
+    said = p.stdout.read()
+    assert p.wait(timeout=60) == 0 and "finished: no" in said and "undecided" in said
+    p = cli("inspect", str(tmp_path / "samples"))
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 2 and "no checkpoint.pt" in err and "Traceback" not in err
 
 
 def test_a_dense_run_names_the_weights_file_it_wrote(tmp_path, data_root):

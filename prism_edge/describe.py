@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +34,14 @@ def describe_bits(path: Path) -> dict[str, Any]:
     }
 
 
-# keep-probability bands: a weight near 0.5 is still a coin toss in every sampled mask
-BANDS = ((0.0, 0.1, "p < 0.1"), (0.1, 0.4, "0.1 <= p < 0.4"),
-         (0.4, 0.6, "0.4 <= p <= 0.6 (undecided)"), (0.6, 0.9, "0.6 < p <= 0.9"),
-         (0.9, 1.0, "p > 0.9"))
-
-
 def probability_bands(p: np.ndarray) -> dict[str, float]:
-    """Share of the weights in each band of BANDS (the middle band closed at both ends)."""
-    edges = [np.count_nonzero(p < 0.1), np.count_nonzero(p < 0.4), np.count_nonzero(p <= 0.6),
+    """Share of the weights in each band of keep probability; the middle band, closed at both
+    ends, holds the weights that are still a coin toss in every sampled mask."""
+    below = [np.count_nonzero(p < 0.1), np.count_nonzero(p < 0.4), np.count_nonzero(p <= 0.6),
              np.count_nonzero(p <= 0.9), p.size]
-    counts = np.diff([0, *edges])
-    return {name: round(float(c) / p.size, 4) for (_, _, name), c in zip(BANDS, counts)}
+    names = ("p < 0.1", "0.1 <= p < 0.4", "0.4 <= p <= 0.6 (undecided)", "0.6 < p <= 0.9",
+             "p > 0.9")
+    return {name: round(float(c) / p.size, 4) for name, c in zip(names, np.diff([0, *below]))}
 
 
 def _round(x: float | None) -> float | None:
@@ -53,8 +50,6 @@ def _round(x: float | None) -> float | None:
 
 def describe_run(folder: Path) -> dict[str, Any]:
     """Where a training run stands, from its config.json and checkpoint.pt."""
-    import json
-
     import torch
 
     from .config import RunConfig

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -50,22 +49,20 @@ def _round(x: float | None) -> float | None:
 
 def describe_run(folder: Path) -> dict[str, Any]:
     """Where a training run stands, from its config.json and checkpoint.pt."""
-    import torch
-
-    from .config import RunConfig
+    from .recorder import read_checkpoint, read_config
     from .server import sigmoid
 
     ckpt = folder / "checkpoint.pt"
     if not ckpt.is_file():
         raise PrismError(f"{folder} holds no checkpoint.pt; give a run's output folder "
                          "(prism-edge train -o)")
-    try:
-        cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
-        ck = torch.load(ckpt, map_location="cpu", weights_only=False)
-        history, scores = ck["history"], ck["scores"]
-    except Exception as e:  # a damaged file: many kinds
-        raise PrismError(f"{folder}: config.json or checkpoint.pt cannot be read "
-                         f"({type(e).__name__}); the run cannot be described") from None
+    fix = "the run cannot be described"
+    cfg = read_config(folder, "", fix)
+    if cfg is None:
+        raise PrismError(f"{folder}/config.json has options this prism-edge does not know; "
+                         "a newer version wrote it, so upgrade prism-edge")
+    ck = read_checkpoint(ckpt, "", fix)
+    history, scores = ck["history"], ck["scores"]
     last = history[-1] if history else {}
     final = folder / ("final.pt" if cfg.mode == "dense" else "final.bits")
     info: dict[str, Any] = {

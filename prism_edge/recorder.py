@@ -46,6 +46,40 @@ def preview(gen: Generator, n: int = N_PREVIEW, seed: int = 0) -> tuple[np.ndarr
         return gen(torch.from_numpy(z).to(model_device(gen))).cpu().numpy(), per
 
 
+_RESTART = "start the run again in a new output folder"
+
+
+def read_config(folder: Path, prefix: str, fix: str) -> RunConfig | None:
+    """A run's config.json through from_dict, which gives an option added since the run began
+    the value the run used; None for an unknown option (a newer prism-edge wrote it). A missing
+    or damaged file is a one-line error: ``prefix`` names the command, ``fix`` what to do."""
+    path = folder / "config.json"
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PrismError(f"{prefix}{path} is missing; {fix}") from None
+    except ValueError:
+        raw = None
+    if not isinstance(raw, dict):
+        raise PrismError(f"{prefix}{path} is damaged (not a run's options in JSON); {fix}")
+    try:
+        return RunConfig.from_dict(raw)
+    except TypeError:
+        return None
+
+
+def read_checkpoint(path: Path, prefix: str, fix: str) -> dict:
+    """A run's checkpoint.pt; a truncated or foreign file is a one-line error."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        if not {"history", "scores", "round"} <= ck.keys():
+            raise KeyError("not a prism-edge checkpoint")
+    except Exception as e:  # torch raises many kinds
+        raise PrismError(f"{prefix}{path} cannot be read ({type(e).__name__}); it is damaged, "
+                         f"so {fix}") from None
+    return ck
+
+
 class RunRecorder:
     def __init__(self, out: str | Path, cfg: RunConfig, gen: Generator):
         self.out, self.cfg, self.gen = Path(out), cfg, gen
@@ -62,40 +96,17 @@ class RunRecorder:
         if resume:
             if not self.ckpt.is_file():
                 raise PrismError(f"--resume: no checkpoint in {self.out}; start without --resume")
-            saved = self._saved_config()
+            saved = read_config(self.out, "--resume: ", _RESTART)
+            saved_json = None if saved is None else json.loads(json.dumps(saved.to_dict()))
             # more rounds may be asked for on resume; every other option must match
-            if saved is None or {**saved, "rounds": 0} != {**as_json, "rounds": 0}:
+            if saved_json is None or {**saved_json, "rounds": 0} != {**as_json, "rounds": 0}:
                 raise PrismError(f"--resume: {self.out}/config.json differs from this run's "
                                  "options; resume with the same options or use a new output folder")
-            try:
-                ck = torch.load(self.ckpt, map_location="cpu", weights_only=False)
-                self.history = ck["history"]
-            except Exception as e:  # truncated or foreign file: torch raises many kinds
-                raise PrismError(f"--resume: {self.ckpt} cannot be read ({type(e).__name__}); "
-                                 "it is damaged, so start the run again in a new output "
-                                 "folder") from None
+            ck = read_checkpoint(self.ckpt, "--resume: ", _RESTART)
+            self.history = ck["history"]
         write_text_atomic(self.out / "config.json", json.dumps(as_json, indent=2) + "\n")
         write_text_atomic(self.metrics, "".join(json.dumps(r) + "\n" for r in self.history))
         return ck
-
-    def _saved_config(self) -> dict | None:
-        """config.json read back through from_dict, which gives an option added since the run
-        began the value the run used; None for an unknown option (a newer prism-edge wrote it)."""
-        path = self.out / "config.json"
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise PrismError(f"--resume: {path} is missing; start the run again in a new output "
-                             "folder") from None
-        except ValueError:
-            raw = None
-        if not isinstance(raw, dict):
-            raise PrismError(f"--resume: {path} is damaged (not a run's options in JSON); start "
-                             "the run again in a new output folder")
-        try:
-            return json.loads(json.dumps(RunConfig.from_dict(raw).to_dict()))
-        except TypeError:
-            return None
 
     def log_round(self, row: dict) -> None:
         self.history.append(row)

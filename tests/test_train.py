@@ -171,6 +171,16 @@ def test_inspect_a_run_folder(tmp_path, data_root):
     p = cli("inspect", str(tmp_path / "samples"))
     err = p.stderr.read()
     assert p.wait(timeout=60) == 2 and "no checkpoint.pt" in err and "Traceback" not in err
+    # the same readers as --resume: a damaged file is named in one line
+    config, good = tmp_path / "config.json", (tmp_path / "config.json").read_text()
+    config.unlink()
+    ckpt = tmp_path / "checkpoint.pt"
+    for said in ("config.json is missing", "checkpoint.pt cannot be read"):
+        p = cli("inspect", str(tmp_path))
+        err = p.stderr.read()
+        assert p.wait(timeout=60) == 2 and said in err and len(err.strip().splitlines()) == 1, err
+        config.write_text(good)
+        ckpt.write_bytes(ckpt.read_bytes()[:1000])
 
 
 def test_a_dense_run_names_the_weights_file_it_wrote(tmp_path, data_root):

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> list[list]:
     t0 = time.time()
     refs: dict[str, Reference] = {}
     rows, floor_rows = [], []
+    mean_floor: dict[str, float] = {}
     for folder in args.runs:
         cfg = read_config(folder, "", "give a finished run's folder")
         if cfg is None or not (folder / "summary.json").is_file():
@@ -62,22 +63,25 @@ def main(argv: list[str] | None = None) -> list[list]:
                 len(train_feats))[: args.n]], ref.test_feats) for k in range(args.draws)]
             assert abs(floors[0] - ref.floor) < 1e-6 * ref.floor  # draw 0 is the harness's
             floor_rows.append([cfg.dataset, *spread(floors)])
+            mean_floor[cfg.dataset] = float(np.mean(floors))
         ref = refs[cfg.dataset]
         sampler, nz, _ = model_sampler(folder, cfg)
         fids = [ref.score(sample(sampler, nz, args.n, seed=k, progress=False), with_prdc=False)["fid"]
                 for k in range(args.draws)]
         label = folder.name.replace(COMMON, "")
         rows.append([label, round(fids[0], 2), *spread(fids), fids[0] / ref.floor,
-                     max(fids) / ref.floor])
+                     min(fids) / ref.floor, max(fids) / ref.floor, np.mean(fids) / mean_floor[cfg.dataset]])
         print(f"{label}: {[round(f, 2) for f in fids]}", flush=True)
     body = (report.table(["run", "draw 0 (harness)", "mean", "min", "max", "std",
-                          "max - min", "ratio draw 0", "ratio worst draw"], rows)
+                          "max - min", "ratio draw 0", "ratio best draw", "ratio worst draw",
+                          "ratio, both means"], rows)
             + "\n\n" + report.table(["floor of", "mean", "min", "max", "std", "max - min"],
                                     floor_rows))
     notes = (f"FID-LeNet of each run's exported single mask, {args.n:,} images per draw, "
              f"latent draws 0..{args.draws - 1} (`prism-edge evaluate --latent-seed K`; the "
              "quality harness scores draw 0). Floor: FID-LeNet of n training images against the "
              f"test set, the n drawn with seeds 0..{args.draws - 1} (the harness: seed 0). "
+             "Ratios to the harness's floor (seed 0), except the last: mean FID over mean floor. "
              f"Rows without `{COMMON}` in their name had it. {time.time() - t0:.0f} s in all.")
     report.write("eval_noise", "How noisy is one FID-LeNet figure", body, notes)
     return []

@@ -179,7 +179,7 @@ def test_inspect_a_run_folder(tmp_path, data_root):
         p = cli("inspect", str(tmp_path))
         err = p.stderr.read()
         assert p.wait(timeout=60) == 2 and said in err and len(err.strip().splitlines()) == 1, err
-        config.write_text(good)
+        config.write_text(good)  # next: a whole config.json, a truncated checkpoint.pt
         ckpt.write_bytes(ckpt.read_bytes()[:1000])
 
 

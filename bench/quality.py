@@ -638,7 +638,8 @@ def federated_variants(rounds: int, steps: int, data_dir: str | None) -> dict[st
         # (floor 2.28 against 2.17), the same commands otherwise. Seed 7 14.5 (6.38x) in 36.2
         # minutes (rounds of 17-19 s against 13), against 12.6 (5.78x); seed 11 12.4 (5.45x) in
         # 46.4 minutes (the test suite ran beside it), against 12.5 (5.74x); seed 42 12.7 (5.6x)
-        # in 35.6 minutes, against 11.8 (5.45x): two of three inside 6x, 5.8x on average
+        # in 35.6 minutes, against 11.8 (5.45x); seed 1 12.3 (5.41x) in 36.6 minutes (bench.eval_noise
+        # ran beside its first rounds), against 11.6 (5.3x): three of four inside 6x, 5.7x on average
         **{"prism-no-mada-120x40-batch32-cond-fine-enc10-shift2-stage-rff3000-resize-deep-lr0.3"
            f"-scale1-guide0.3-model-bf16-avg20-seed{seed}-w2-recreated": centred(seed, 120)
            for seed in (7, 11, 42, 1)},

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from prism_edge.data import load_dataset
+from prism_edge.errors import PrismError
 from prism_edge.evaluation import metrics
 from prism_edge.evaluation.classifier import embed
 from prism_edge.evaluation.evaluate import Reference, sample
@@ -43,13 +44,18 @@ def main(argv: list[str] | None = None) -> list[list]:
     ap.add_argument("--data-dir", default=os.environ.get("PRISM_EDGE_DATA"),
                     help="folder with the dataset files (default: $PRISM_EDGE_DATA)")
     args = ap.parse_args(argv)
+    if args.draws < 2:
+        ap.error("--draws must be at least 2: a spread needs two scores")
     torch.set_num_threads(args.threads)
     t0 = time.time()
     refs: dict[str, Reference] = {}
     rows, floor_rows = [], []
     mean_floor: dict[str, float] = {}
     for folder in args.runs:
-        cfg = read_config(folder, "", "give a finished run's folder")
+        try:
+            cfg = read_config(folder, "", "give a finished run's folder")
+        except PrismError as e:
+            raise SystemExit(str(e)) from None
         if cfg is None or not (folder / "summary.json").is_file():
             raise SystemExit(f"{folder}: not a finished run of this prism-edge")
         if cfg.dataset not in refs:

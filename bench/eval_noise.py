@@ -19,7 +19,7 @@ from prism_edge.data import load_dataset
 from prism_edge.errors import PrismError
 from prism_edge.evaluation import metrics
 from prism_edge.evaluation.classifier import embed
-from prism_edge.evaluation.evaluate import Reference, sample
+from prism_edge.evaluation.evaluate import Reference, floor_subset, sample
 from prism_edge.recorder import read_config
 
 from . import report
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> list[list]:
             # the floor: n training images against the test set, n drawn anew each time (the
             # harness draws them with seed 0)
             train_feats, _ = embed(ref.model, ref.train.images)
-            floors = [metrics.fid(train_feats[np.random.default_rng(k).permutation(
-                len(train_feats))[: args.n]], ref.test_feats) for k in range(args.draws)]
+            floors = [metrics.fid(train_feats[floor_subset(len(train_feats), args.n, k)],
+                                  ref.test_feats) for k in range(args.draws)]
             assert abs(floors[0] - ref.floor) < 1e-6 * ref.floor  # draw 0 is the harness's
             floor_rows.append([cfg.dataset, *spread(floors)])
             mean_floor[cfg.dataset] = float(np.mean(floors))

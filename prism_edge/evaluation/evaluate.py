@@ -19,6 +19,11 @@ from .classifier import embed, get_classifier
 Sampler = Callable[[np.ndarray], np.ndarray]  # latent (n, nz) float32 -> images (n, C, H, W)
 
 
+def floor_subset(n_train: int, n: int, seed: int = 0) -> np.ndarray:
+    """Indices of the ``n`` training images whose FID against the test set is the floor."""
+    return np.random.default_rng(seed).permutation(n_train)[:n]
+
+
 @dataclass
 class Reference:
     """Classifier and real-data features, computed once per (train, test) pair."""
@@ -30,7 +35,7 @@ class Reference:
     def __post_init__(self):
         self.model = get_classifier(self.train)
         self.test_feats, self.test_probs = embed(self.model, self.test.images[: self.n])
-        perm = np.random.default_rng(0).permutation(len(self.train))[: self.n]
+        perm = floor_subset(len(self.train), self.n)
         self.train_feats, self.train_probs = embed(self.model, self.train.images[perm])
         self.n_classes = int(self.train.labels.max()) + 1 if self.train.labels is not None else 0
         self.floor = metrics.fid(self.train_feats, self.test_feats)
